@@ -39,8 +39,11 @@ def _run(recipe: Path | None, overrides: list[str] | None, stages: tuple[str, ..
     from synth.pipeline import run_synth
     from synth.recipe import load_recipe
 
+    overrides = list(overrides or [])
+    if recipe is not None and "=" in recipe.name and not recipe.exists():
+        recipe, overrides = None, [str(recipe), *overrides]  # `dramatis synth key=value`: no recipe file given
     try:
-        r = load_recipe(recipe, overrides or [])
+        r = load_recipe(recipe, overrides)
         manifests = run_synth(r, stages)
     except DramatisError as e:
         _fail(e)

@@ -69,8 +69,11 @@ class OpenAIBackend:
 
     async def _one(self, client, limit: asyncio.Semaphore, request: ChatRequest) -> ChatResult:
         attempts = 0
+        # Jitter scales with backoff_s: tenacity's default is a fixed 1 s, which swamps a short backoff_s.
+        # `multiplier`, not `initial`: tenacity deprecates `initial` and warns on every request.
         retrying = AsyncRetrying(stop=stop_after_attempt(self.max_retries + 1), reraise=True,
-                                 wait=wait_exponential_jitter(initial=self.backoff_s, max=self.backoff_max_s),
+                                 wait=wait_exponential_jitter(multiplier=self.backoff_s, max=self.backoff_max_s,
+                                                              jitter=self.backoff_s),
                                  retry=retry_if_exception_type(RETRYABLE))
         try:
             async for attempt in retrying:

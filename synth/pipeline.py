@@ -52,7 +52,8 @@ def seeds_stage(recipe: Recipe, personas: list[Persona]) -> Stage:
     first: dict[str, Persona] = {}
     for p in personas:
         first.setdefault(p.id, p)
-    unique = sorted(first, key=lambda pid: derive_seed(recipe.seed, pid))
+    # Empty rows are rejected below, so they must not take a sample slot.
+    unique = sorted((pid for pid, p in first.items() if p.text), key=lambda pid: derive_seed(recipe.seed, pid))
     chosen = set(unique[:recipe.seeds.sample] if recipe.seeds.sample else unique)
 
     def process(chunk: list[Persona], counters: Counter):
@@ -99,6 +100,8 @@ def run_synth(recipe: Recipe, stages: tuple[str, ...] = ("seeds", "profiles")) -
     """Run the named stages in order; returns each stage's manifest."""
     personas = load_seeds(recipe.seeds.source, recipe.seeds.field, recipe.seeds.split)
     out = Path(recipe.out)
+    if recipe.backend.kind not in ("vllm", "openai"):  # else the seeds stage is written before open_backend says so
+        raise DramatisError(f"backend.kind={recipe.backend.kind}: use 'vllm' or 'openai'")
     if recipe.backend.kind == "vllm":
         resolve_model(recipe.backend.model)  # a bad model path fails here, before anything is written
     # The engine starts only if a chunk needs it: a finished run relaunched costs no model start.

@@ -123,7 +123,11 @@ def load_recipe(path: str | Path | None, overrides: list[str] = ()) -> Recipe:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise DramatisError(f"override '{item}': write it as key=value, e.g. backend.model=tiny")
-        _apply(recipe, _nest(key.strip(), yaml.safe_load(raw) if raw.strip() else ""), "override")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            raise DramatisError(f"override '{item}': the value is not valid YAML ({getattr(e, 'problem', e)})") from None
+        _apply(recipe, _nest(key.strip(), value), "override")
     return recipe
 
 

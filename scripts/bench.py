@@ -1,0 +1,145 @@
+"""Benchmarks, measured side by side in one run and printed as a table of ratios.
+
+    make bench                       # = .venv/bin/python scripts/bench.py
+    .venv/bin/python scripts/bench.py model=gemma3-270m n=64 max_tokens=128 records=50000
+
+1. engine throughput: the same chat requests through the engine (runner + request cache + shards +
+   vLLM backend) vs a direct `vllm.LLM.chat` on the same engine instance (goal ≥ 0.95; GUIDE §7 asks 0.97);
+2. engine overhead with the request cache warm: records/s end to end, manifest and shards included,
+   against a zero-cost backend that fills the cache first (GUIDE §7 goal ≥ 60,000 records/s).
+Results also go to bench-out/bench.json, with the machine they came from.
+"""
+
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from synth.backend import ChatRequest, ChatResult
+from synth.cache import RequestCache
+from synth.llm import complete
+from synth.runner import Stage, run_stage
+
+OUT = Path("bench-out")
+
+
+class Prompt(BaseModel):
+    id: str
+    text: str
+
+
+class Reply(BaseModel):
+    id: str
+    text: str
+    output_tokens: int
+
+
+class FreeBackend:
+    """Answers instantly: what is left of the time is the engine's own overhead."""
+
+    model = "free"
+
+    def generate(self, requests):
+        return [ChatResult(text="ok", finish_reason="stop", prompt_tokens=1, output_tokens=1) for _ in requests]
+
+    def close(self):
+        pass
+
+
+def request(prompt: Prompt, max_tokens: int) -> ChatRequest:
+    return ChatRequest(messages=[{"role": "user", "content": prompt.text}], seed=int(prompt.id), max_tokens=max_tokens, temperature=0.8)
+
+
+def engine_stage(backend, cache, max_tokens: int, chunk_size: int) -> Stage:
+    def process(chunk, counters: Counter):
+        results = complete(backend, cache, [request(p, max_tokens) for p in chunk], counters)
+        for p, r in zip(chunk, results):
+            yield Reply(id=p.id, text=r.text, output_tokens=r.output_tokens)
+
+    return Stage("bench", Reply, process, chunk_size)
+
+
+def bench_engine(model: str, n: int, max_tokens: int) -> dict:
+    from vllm import SamplingParams
+
+    from synth.models import resolve_model
+    from synth.vllm_backend import VLLMBackend
+
+    backend = VLLMBackend(resolve_model(model), name=model, kv_cache_gb=1.0)
+    prompts = [Prompt(id=str(i), text=f"Write a short story about character number {i}.") for i in range(n)]
+    backend.generate([request(prompts[0], 8)])  # warm-up: first-call costs belong to neither side
+    timings = {"direct": [], "engine": []}
+    tokens = {}
+    for _ in range(2):  # alternate sides so neither gets the machine's quieter half
+        backend.llm.reset_prefix_cache()
+        began = time.perf_counter()
+        outs = backend.llm.chat([request(p, max_tokens).messages for p in prompts],
+                                [SamplingParams(seed=int(p.id), max_tokens=max_tokens, temperature=0.8) for p in prompts], use_tqdm=False)
+        timings["direct"].append(time.perf_counter() - began)
+        tokens["direct"] = sum(len(o.outputs[0].token_ids) for o in outs)
+
+        backend.llm.reset_prefix_cache()
+        folder = OUT / "engine-run"
+        shutil.rmtree(folder, ignore_errors=True)
+        cache = RequestCache(folder / "cache.sqlite")
+        began = time.perf_counter()
+        manifest = run_stage(engine_stage(backend, cache, max_tokens, chunk_size=n), prompts, folder / "stage", {})
+        timings["engine"].append(time.perf_counter() - began)
+        tokens["engine"] = manifest["counters"]["output_tokens"]
+        cache.close()
+    backend.close()
+    direct, engine = min(timings["direct"]), min(timings["engine"])
+    return {"requests": n, "max_tokens": max_tokens, "model": model,
+            "direct_tok_s": tokens["direct"] / direct, "engine_tok_s": tokens["engine"] / engine,
+            "same_tokens": tokens["direct"] == tokens["engine"], "ratio": (tokens["engine"] / engine) / (tokens["direct"] / direct)}
+
+
+def bench_overhead(records: int, chunk_size: int = 4096) -> dict:
+    prompts = [Prompt(id=str(i), text=f"Question {i}: what would you say to a stranger on a train?") for i in range(records)]
+    folder = OUT / "overhead"
+    shutil.rmtree(folder, ignore_errors=True)
+    cache = RequestCache(folder / "cache.sqlite")
+    run_stage(engine_stage(FreeBackend(), cache, 64, chunk_size), prompts, folder / "cold", {})
+    began = time.perf_counter()
+    manifest = run_stage(engine_stage(FreeBackend(), cache, 64, chunk_size), prompts, folder / "warm", {})
+    seconds = time.perf_counter() - began
+    cache.close()
+    assert manifest["counters"]["requests_cached"] == records
+    return {"records": records, "seconds": seconds, "records_per_s": records / seconds}
+
+
+def main(argv: list[str]) -> None:
+    opts = {"model": "tiny", "n": "64", "max_tokens": "64", "records": "50000"}
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key not in opts:
+            sys.exit(f"error: unknown option '{key}' (known: {', '.join(opts)})")
+        opts[key] = value
+    OUT.mkdir(exist_ok=True)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, " + ("GPU" if shutil.which("nvidia-smi") else "CPU only")
+    engine = bench_engine(opts["model"], int(opts["n"]), int(opts["max_tokens"]))
+    overhead = bench_overhead(int(opts["records"]))
+    rows = [
+        ("engine vs direct vllm.LLM.chat", f"{engine['engine_tok_s']:.0f} vs {engine['direct_tok_s']:.0f} out tok/s",
+         f"{engine['ratio']:.3f}", "≥ 0.95"),
+        ("engine overhead, request cache warm", f"{overhead['records_per_s']:,.0f} records/s ({overhead['records']:,} records)",
+         f"{overhead['records_per_s'] / 60000:.2f}", "≥ 1.00 (60,000 rec/s)"),
+    ]
+    print(f"\nmachine: {machine}; model {engine['model']}, {engine['requests']} requests × ≤{engine['max_tokens']} tokens; "
+          f"identical outputs both sides: {engine['same_tokens']}")
+    print(f"| {'benchmark':38s} | {'measured':44s} | {'ratio':6s} | goal |")
+    print(f"|{'-' * 40}|{'-' * 46}|{'-' * 8}|------|")
+    for row in rows:
+        print(f"| {row[0]:38s} | {row[1]:44s} | {row[2]:6s} | {row[3]} |")
+    (OUT / "bench.json").write_text(json.dumps({"machine": machine, "engine": engine, "overhead": overhead}, indent=2))
+    print(f"\nwritten: {OUT / 'bench.json'}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,368 @@
+"""OpenAIBackend against vLLM's real API server, and against a fault-injecting fake of the same API.
+
+The fake (`FaultyServer`) exists only to inject faults the real server never shows on demand: 429, 500,
+responses slower than the backend's timeout, and connections dropped without a response. Which attempt
+fails is decided by a hash of the request body and that body's attempt number, so a run is repeatable.
+"""
+
+import hashlib
+import json
+import shutil
+import threading
+import time
+import warnings
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jsonschema
+import pytest
+
+from personas.errors import DramatisError
+from synth.backend import ChatRequest, ChatResult
+from synth.cache import RequestCache
+from synth.llm import complete
+from synth.openai_backend import OpenAIBackend
+from synth.runner import shard_paths
+from synth.shards import read_shard
+from tests.conftest import free_port, run_cli
+
+FAULTS = ("429", "500", "slow", "drop")
+MARKER = "ALWAYS-FAIL"
+
+
+# --------------------------------------------------------------------------------------------- the fake
+
+
+class FaultyServer:
+    """An OpenAI-compatible /v1/chat/completions that fails `fault_percent`% of attempts, deterministically.
+
+    A body's first `faulty_attempts` attempts may fault; later ones always succeed, so a backend with
+    enough retries always gets through. A body containing MARKER gets HTTP 500 on every attempt.
+    The reply echoes the last user message, so a test can check each result belongs to its request.
+    """
+
+    def __init__(self, fault_percent: int = 30, faulty_attempts: int = 3, slow_s: float = 1.5):
+        self.fault_percent, self.faulty_attempts, self.slow_s = fault_percent, faulty_attempts, slow_s
+        self.lock = threading.Lock()
+        self.attempts: Counter = Counter()  # body digest -> attempts received
+        self.attempts_by_prompt: Counter = Counter()  # last user message -> attempts received
+        self.log: list[tuple[str, int, str]] = []  # (body digest, attempt index, outcome)
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if self.path.rstrip("/") == "/v1/models":
+                    self._send(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+                else:
+                    self._send(404, {"error": "not found"})
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path != "/v1/chat/completions":
+                    self._send(404, {"error": "not found"})
+                    return
+                outcome = owner.decide(body)
+                if outcome == "429":
+                    self._send(429, {"error": {"message": "slow down"}})
+                elif outcome == "500":
+                    self._send(500, {"error": {"message": "boom"}})
+                elif outcome == "drop":
+                    self.close_connection = True  # close the socket without a single byte of response
+                else:
+                    if outcome == "slow":
+                        time.sleep(owner.slow_s)
+                    self._send(200, owner.completion(json.loads(body)))
+
+            def _send(self, status: int, payload: dict):
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass  # the client gave up waiting (the "slow" fault): nobody to answer
+
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 128  # the default listen backlog of 5 drops SYNs of a burst: connect timeouts
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def decide(self, body: bytes) -> str:
+        digest = hashlib.sha256(body).hexdigest()
+        with self.lock:
+            attempt = self.attempts[digest]
+            self.attempts[digest] += 1
+            self.attempts_by_prompt[json.loads(body)["messages"][-1]["content"]] += 1
+        if MARKER.encode() in body:
+            outcome = "500"
+        else:
+            roll = hashlib.sha256(body + f"#attempt={attempt}".encode()).digest()
+            faulty = attempt < self.faulty_attempts and int.from_bytes(roll[:4], "big") % 100 < self.fault_percent
+            outcome = FAULTS[roll[4] % len(FAULTS)] if faulty else "ok"
+        with self.lock:
+            self.log.append((digest, attempt, outcome))
+        return outcome
+
+    @staticmethod
+    def completion(body: dict) -> dict:
+        text = "echo: " + body["messages"][-1]["content"]
+        return {"id": "cmpl-fake", "object": "chat.completion", "model": body["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 7, "completion_tokens": len(text.split()), "total_tokens": 7 + len(text.split())}}
+
+    def hits(self) -> int:
+        with self.lock:
+            return len(self.log)
+
+    def outcomes(self) -> Counter:
+        with self.lock:
+            return Counter(outcome for _, _, outcome in self.log)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def faulty_server():
+    with FaultyServer() as server:
+        yield server
+
+
+def flaky_backend(url: str, max_retries: int = 4) -> OpenAIBackend:
+    return OpenAIBackend("fake", url, max_retries=max_retries, backoff_s=0.01, timeout_s=0.5, concurrency=8)
+
+
+def user_requests(texts: list[str], max_tokens: int = 16) -> list[ChatRequest]:
+    return [ChatRequest(messages=[{"role": "user", "content": t}], seed=i, max_tokens=max_tokens) for i, t in enumerate(texts)]
+
+
+def assert_accounted_for(result: ChatResult, max_retries: int) -> None:
+    """A result is a completion with text, or an error with its reason; never a silent empty."""
+    assert 0 <= result.retries <= max_retries
+    if result.finish_reason == "error":
+        assert result.error.strip(), result
+    else:
+        assert result.finish_reason in ("stop", "length"), result
+        assert result.text.strip(), result
+        assert result.error == ""
+
+
+# ------------------------------------------------------------------------------------- the real server
+
+
+PROMPTS = ["Tell me about the sea.", "Who are you?", "Describe a tea house in Chengdu.", "What is a lighthouse?",
+           "Name three colours.", "Write a haiku about rain.", "Wie spät ist es?", "你好，请介绍一下你自己。"]
+
+SMALL_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "maxLength": 20}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+
+
+def test_real_server_batch_returns_text_finish_reason_and_token_counts(openai_server):
+    backend = OpenAIBackend("tiny", openai_server, timeout_s=120, max_retries=1, backoff_s=0.1)
+    requests = [ChatRequest(messages=[{"role": "user", "content": p}], seed=100 + i, max_tokens=32) for i, p in enumerate(PROMPTS)]
+    results = backend.generate(requests)
+    assert len(results) == len(requests)
+    for result in results:
+        assert result.finish_reason in ("stop", "length"), result
+        assert result.text, result
+        assert result.error == "" and result.retries == 0
+        assert result.prompt_tokens > 0 and result.output_tokens > 0
+        assert result.output_tokens <= 32
+
+
+def test_real_server_same_seed_gives_same_text_and_other_seeds_differ(openai_server):
+    backend = OpenAIBackend("tiny", openai_server, timeout_s=120, max_retries=1, backoff_s=0.1)
+    messages = [{"role": "user", "content": "Tell me a story about a retired lighthouse keeper."}]
+    same = ChatRequest(messages=messages, seed=42, max_tokens=48, temperature=1.0)
+    first = backend.generate([same])[0]
+    second = backend.generate([same])[0]
+    assert first.finish_reason != "error" and first.text
+    assert second.text == first.text
+    others = backend.generate([ChatRequest(messages=messages, seed=s, max_tokens=48, temperature=1.0) for s in (1, 2, 3, 4)])
+    assert all(r.finish_reason != "error" for r in others)
+    assert any(r.text != first.text for r in others)
+
+
+def test_real_server_json_schema_output_parses_and_validates(openai_server):
+    backend = OpenAIBackend("tiny", openai_server, timeout_s=120, max_retries=1, backoff_s=0.1)
+    messages = [{"role": "user", "content": "Give a name and an age as JSON."}]
+    results = backend.generate([ChatRequest(messages=messages, seed=s, max_tokens=128, json_schema=SMALL_SCHEMA)
+                                for s in range(8)])
+    assert all(r.finish_reason in ("stop", "length") for r in results), results
+    finished = [r for r in results if r.finish_reason == "stop"]
+    # The model is random: a "length" result is legitimately cut mid-object; the ones that stopped must be valid.
+    assert finished, [r.text for r in results]
+    for result in finished:
+        data = json.loads(result.text)
+        jsonschema.validate(data, SMALL_SCHEMA)
+        assert len(data["name"]) <= 20 and isinstance(data["age"], int)
+
+
+# ------------------------------------------------------------------------------------ injected faults
+
+
+def test_flaky_server_every_result_is_a_completion_or_an_error_with_reason(faulty_server):
+    backend = flaky_backend(faulty_server.url)
+    texts = [f"request number {i}" for i in range(60)]
+    results = backend.generate(user_requests(texts))
+    assert len(results) == 60
+    for text, result in zip(texts, results):
+        assert_accounted_for(result, max_retries=4)
+        if result.finish_reason != "error":
+            assert result.text == "echo: " + text  # results come back in request order
+            assert result.prompt_tokens == 7 and result.output_tokens > 0
+        else:
+            assert result.retries == 4 and "gave up after 5 attempts" in result.error, result
+    outcomes = faulty_server.outcomes()
+    assert faulty_server.hits() > 60, outcomes
+    assert all(outcomes[f] > 0 for f in FAULTS), outcomes  # every fault kind was exercised
+    # Each request reached the server at least once and at most once per attempt the backend counted
+    # (an attempt can die before the server reads it, e.g. a connect timeout on a loaded machine).
+    for text, result in zip(texts, results):
+        assert 1 <= faulty_server.attempts_by_prompt[text] <= result.retries + 1, (text, result)
+    # Faults stop after a body's third attempt and the backend tries five times: on an idle machine
+    # all 60 get through; allow a few losses to timeouts of a loaded machine (0.5 s is tight).
+    assert sum(r.finish_reason == "stop" for r in results) >= 54, [r.error for r in results if r.error]
+
+
+def test_request_that_always_fails_gives_up_after_max_retries_plus_one_attempts(faulty_server):
+    backend = flaky_backend(faulty_server.url, max_retries=3)
+    texts = [f"{MARKER} {i}" if i % 5 == 0 else f"ordinary {i}" for i in range(20)]
+    results = backend.generate(user_requests(texts))
+    for text, result in zip(texts, results):
+        assert_accounted_for(result, max_retries=3)
+        if MARKER in text:
+            assert result.finish_reason == "error"
+            assert result.text == ""
+            assert "gave up after 4 attempts" in result.error and "500" in result.error, result.error
+            assert result.retries == 3
+        else:
+            assert result.finish_reason == "stop" and result.text == "echo: " + text, result
+
+
+def test_complete_caches_successes_but_not_errors_so_a_rerun_resends_only_failures(tmp_path):
+    with FaultyServer(fault_percent=0) as server:  # only the marked requests fail: server hits add up exactly
+        check_cache_keeps_successes_only(server, tmp_path)
+
+
+def check_cache_keeps_successes_only(faulty_server: FaultyServer, tmp_path) -> None:
+    backend = flaky_backend(faulty_server.url, max_retries=2)
+    cache = RequestCache(tmp_path / "cache.sqlite")
+    texts = [f"{MARKER} {i}" if i % 4 == 0 else f"ordinary {i}" for i in range(16)]
+    failing = sum(MARKER in t for t in texts)
+    requests = user_requests(texts)
+    try:
+        counters = Counter()
+        first = complete(backend, cache, requests, counters)
+        assert [r.finish_reason == "error" for r in first] == [MARKER in t for t in texts]
+        assert counters["requests_generated"] == 16 and counters["requests_cached"] == 0
+        assert len(cache) == 16 - failing  # errors are not cached
+        hits_after_first = faulty_server.hits()
+
+        counters = Counter()
+        second = complete(backend, cache, requests, counters)
+        assert counters["requests_generated"] == failing and counters["requests_cached"] == 16 - failing
+        # Only the failed requests reached the server again, each max_retries + 1 times.
+        new = faulty_server.log[hits_after_first:]
+        assert len(new) == failing * 3
+        assert all(outcome == "500" for _, _, outcome in new)
+        for a, b, text in zip(first, second, texts):
+            if MARKER in text:
+                assert b.finish_reason == "error" and "gave up after 3 attempts" in b.error
+            else:
+                assert b == a  # served from the cache, unchanged
+        assert len(cache) == 16 - failing
+    finally:
+        cache.close()
+
+
+def test_backoff_s_sets_the_retry_wait_scale(faulty_server):
+    """backoff_s=0.01 means waits of about 0.01, 0.02, 0.04 s, not seconds of jitter on top."""
+    backend = flaky_backend(faulty_server.url, max_retries=4)
+    start = time.monotonic()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = backend.generate(user_requests([f"{MARKER} {i}" for i in range(8)]))
+    elapsed = time.monotonic() - start
+    assert not [w for w in caught if w.filename.endswith("openai_backend.py")], [str(w.message) for w in caught]
+    assert all(r.finish_reason == "error" and r.retries == 4 for r in results)
+    assert faulty_server.hits() == 8 * 5
+    assert elapsed < 1.5, f"8 requests x 5 quick 500s took {elapsed:.2f} s"
+
+
+# --------------------------------------------------------------------------------- nothing listening
+
+
+def test_unreachable_server_raises_dramatis_error_naming_the_url():
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(DramatisError) as info:
+        OpenAIBackend("tiny", url)
+    assert url in str(info.value)
+
+
+def test_cli_with_unreachable_server_exits_2_naming_the_url_and_writes_nothing(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    out = tmp_path / "run"
+    proc = run_cli("synth", "synth/recipes/demo.yaml", "backend.kind=openai", f"backend.base_url={url}",
+                   "backend.model=tiny", f"out={out}", timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert url in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------ end to end
+
+
+def test_cli_end_to_end_through_server_accounts_for_every_seed_and_relaunch_uses_the_cache(openai_server, tmp_path):
+    out = tmp_path / "run"
+    args = ("synth", "synth/recipes/demo.yaml", "backend.kind=openai", f"backend.base_url={openai_server}",
+            "backend.model=tiny", "seeds.sample=4", "profiles.max_tokens=64", "profiles.max_attempts=2", f"out={out}")
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    folder = out / "profiles"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    counters = manifest["counters"]
+    assert manifest["complete"] and manifest["inputs"] == 4
+    dropped = {k: v for k, v in counters.items() if k.startswith("dropped_")}
+    assert counters["kept"] + sum(dropped.values()) == 4, counters
+    assert counters["requests_generated"] > 0 and counters["requests_cached"] == 0
+    assert counters["prompt_tokens"] > 0 and counters["output_tokens"] > 0
+
+    kept_rows = [row for path in shard_paths(folder) for row in read_shard(path).to_pylist()]
+    rejects = [row for path in shard_paths(folder, rejects=True) for row in read_shard(path).to_pylist()]
+    assert len(kept_rows) == counters["kept"]
+    assert len(rejects) == sum(dropped.values())
+    assert Counter(f"dropped_{r['reason']}" for r in rejects) == Counter(dropped)
+    for reject in rejects:
+        assert reject["reason"] and reject["stage"] == "profiles"
+        assert 1 <= reject["attempts"] <= 2
+    seed_ids = {json.loads(r["record"])["id"] for r in rejects} | {r["persona_id"] for r in kept_rows}
+    assert len(seed_ids) == 4  # every sampled persona is kept or rejected, none twice, none lost
+
+    # A finished stage is skipped on relaunch; remove it so the rerun has to ask for every profile again.
+    shutil.rmtree(folder)
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads((folder / "manifest.json").read_text())["counters"]
+    assert again["requests_generated"] == 0, again
+    assert again["requests_cached"] == counters["requests_generated"]
+    outcome = lambda c: {k: v for k, v in c.items() if k == "kept" or k.startswith("dropped_")}  # noqa: E731
+    assert outcome(again) == outcome(counters)  # the same outputs, rebuilt from the cache

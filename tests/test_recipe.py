@@ -1,0 +1,241 @@
+"""Recipes (synth/recipe.py) and the CLI's answer to bad input: exit 2, one `error:` line, nothing written."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from personas.errors import DramatisError
+from synth.recipe import as_dict, load_recipe
+from tests.conftest import ROOT, run_cli
+
+RECIPES = sorted((ROOT / "synth" / "recipes").glob("*.yaml"))
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def recipe_error(*args, **kwargs) -> str:
+    with pytest.raises(DramatisError) as exc:
+        load_recipe(*args, **kwargs)
+    return str(exc.value)
+
+
+# --- shipped recipes --------------------------------------------------------------------------------
+
+
+def test_there_are_shipped_recipes():
+    assert "demo.yaml" in [p.name for p in RECIPES]
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_shipped_recipe_loads_and_resolves_to_its_yaml_values(path):
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    resolved = as_dict(load_recipe(path))
+    for key, value in data.items():
+        if isinstance(value, dict):
+            assert {k: resolved[key][k] for k in value} == value, key
+        else:
+            assert resolved[key] == value, key
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_shipped_recipe_first_line_is_a_comment_with_the_command_that_runs_it(path):
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    assert first.startswith("#")
+    assert f"dramatis synth synth/recipes/{path.name}" in first
+
+
+# --- overrides --------------------------------------------------------------------------------------
+
+
+def test_overrides_reach_the_resolved_recipe():
+    recipe = load_recipe(ROOT / "synth/recipes/demo.yaml",
+                         ["backend.model=tiny", "seeds.sample=5", "profiles.temperature=1", "backend.kv_cache_gb=0.25",
+                          "seeds.source=/data/x.jsonl", "out=runs/x", "name=123"])
+    resolved = as_dict(recipe)
+    assert resolved["backend"]["model"] == "tiny"
+    assert resolved["seeds"]["sample"] == 5
+    assert resolved["profiles"]["temperature"] == 1.0 and isinstance(recipe.profiles.temperature, float)
+    assert resolved["backend"]["kv_cache_gb"] == 0.25
+    assert resolved["seeds"]["source"] == "/data/x.jsonl"
+    assert resolved["out"] == "runs/x"
+    assert resolved["name"] == "123"  # a YAML int given for a text knob is meant as text
+    # Untouched keys keep the recipe's values, and the defaults fill the rest.
+    assert resolved["seed"] == 1234 and resolved["profiles"]["max_tokens"] == 768 and resolved["backend"]["kind"] == "vllm"
+    assert resolved["profiles"]["top_p"] == 0.95
+
+
+def test_later_override_wins_and_overrides_work_without_a_recipe_file():
+    recipe = load_recipe(None, ["seeds.sample=5", "seeds.sample=7", "chunk_size=3"])
+    assert recipe.seeds.sample == 7 and recipe.chunk_size == 3
+    assert as_dict(recipe)["seeds"] == {"source": "builtin", "field": "persona", "split": "train", "sample": 7}
+
+
+def test_resolved_recipe_is_plain_json():
+    resolved = as_dict(load_recipe(ROOT / "synth/recipes/demo.yaml", ["backend.model=tiny"]))
+    assert json.loads(json.dumps(resolved)) == resolved
+
+
+# --- bad recipes and overrides ----------------------------------------------------------------------
+
+
+def test_unknown_yaml_key_is_named_with_the_closest_known_key(tmp_path):
+    path = write(tmp_path / "r.yaml", "name: x\nprofiles:\n  max_token: 100\n")
+    message = recipe_error(path)
+    assert str(path) in message
+    assert "'profiles.max_token'" in message and "did you mean 'profiles.max_tokens'" in message
+
+
+def test_unknown_top_level_yaml_key_is_named_with_the_closest_known_key(tmp_path):
+    message = recipe_error(write(tmp_path / "r.yaml", "chunksize: 10\n"))
+    assert "'chunksize'" in message and "did you mean 'chunk_size'" in message
+
+
+def test_unknown_override_key_is_named_with_the_closest_known_key():
+    message = recipe_error(None, ["profiles.max_token=100"])
+    assert "override" in message
+    assert "'profiles.max_token'" in message and "did you mean 'profiles.max_tokens'" in message
+
+
+def test_unknown_override_key_with_nothing_close_still_names_the_key():
+    message = recipe_error(None, ["zzzzzz=1"])
+    assert "unknown recipe key 'zzzzzz'" in message
+
+
+@pytest.mark.parametrize("override, key, expected", [
+    ("seeds.sample=abc", "seeds.sample", "int"),
+    ("seeds.sample=true", "seeds.sample", "int"),
+    ("seeds.sample=1.5", "seeds.sample", "int"),
+    ("profiles.temperature=hot", "profiles.temperature", "float"),
+    ("backend.model=[a, b]", "backend.model", "str"),
+])
+def test_override_of_the_wrong_type_names_the_key_and_the_expected_type(override, key, expected):
+    message = recipe_error(None, [override])
+    assert key in message and f"expected {expected}" in message
+
+
+def test_yaml_value_of_the_wrong_type_names_the_file_key_and_expected_type(tmp_path):
+    path = write(tmp_path / "r.yaml", "seed: abc\n")
+    message = recipe_error(path)
+    assert str(path) in message and "seed" in message and "expected int" in message
+
+
+def test_section_given_a_scalar_is_reported():
+    message = recipe_error(None, ["seeds=5"])
+    assert "'seeds' is a section" in message
+
+
+@pytest.mark.parametrize("text, line", [
+    ("name: demo\nseed: 1\nprofiles:\n  max_tokens: 5\n   temperature: 0.1\n", 5),
+    ("name: demo\nseeds:\n  source: [builtin\nseed: 2\n", 4),
+    ("name: demo\nseed: 1\n\tout: x\n", 3),
+])
+def test_malformed_yaml_names_file_and_line(tmp_path, text, line):
+    path = write(tmp_path / "r.yaml", text)
+    message = recipe_error(path)
+    assert message.startswith(f"{path}:{line}: not valid YAML")
+
+
+def test_recipe_that_is_not_a_mapping_is_reported(tmp_path):
+    path = write(tmp_path / "r.yaml", "- name: demo\n")
+    assert str(path) in recipe_error(path)
+
+
+def test_missing_recipe_file_is_reported(tmp_path):
+    path = tmp_path / "nope.yaml"
+    message = recipe_error(path)
+    assert str(path) in message and "not found" in message
+
+
+@pytest.mark.parametrize("override", ["seeds.sample", "=5", "backend.model"])
+def test_override_without_key_or_equals_sign_is_reported(override):
+    message = recipe_error(None, [override])
+    assert f"override '{override}'" in message and "key=value" in message
+
+
+@pytest.mark.parametrize("override", ["backend.model=a: b: c", "seeds.source=[unclosed", "name={x"])
+def test_override_value_that_is_not_valid_yaml_is_reported(override):
+    message = recipe_error(None, [override])
+    assert f"override '{override}'" in message
+
+
+# --- the CLI on bad input: exit 2, one error line, nothing written ----------------------------------
+
+
+def assert_cli_error(result, *fragments: str) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def test_cli_unknown_recipe_key_exits_2_and_writes_nothing(tmp_path):
+    out = tmp_path / "run"
+    recipe = write(tmp_path / "r.yaml", "name: x\nprofiles:\n  max_token: 100\n")
+    result = run_cli("synth", str(recipe), f"out={out}")
+    assert_cli_error(result, str(recipe), "'profiles.max_token'", "did you mean 'profiles.max_tokens'")
+    assert not out.exists()
+
+
+def test_cli_unknown_override_key_exits_2_and_writes_nothing(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("synth", "synth/recipes/demo.yaml", "profiles.max_token=100", f"out={out}")
+    assert_cli_error(result, "'profiles.max_token'", "did you mean 'profiles.max_tokens'")
+    assert not out.exists()
+
+
+def test_cli_missing_seed_file_exits_2_and_writes_nothing(tmp_path):
+    out, seeds = tmp_path / "run", tmp_path / "missing.jsonl"
+    result = run_cli("synth", "synth/recipes/demo.yaml", f"seeds.source={seeds}", f"out={out}")
+    assert_cli_error(result, str(seeds), "not found")
+    assert not out.exists()
+
+
+def test_cli_seed_file_with_a_non_json_line_exits_2_naming_file_and_line(tmp_path):
+    out = tmp_path / "run"
+    seeds = write(tmp_path / "seeds.jsonl", '{"persona": "A chef who bakes bread."}\n\n{"persona": oops}\n')
+    result = run_cli("synth", "synth/recipes/demo.yaml", f"seeds.source={seeds}", f"out={out}")
+    assert_cli_error(result, f"{seeds}:3", "not valid JSON")
+    assert not out.exists()
+
+
+def test_cli_nonexistent_model_path_exits_2_naming_backend_model(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("synth", "synth/recipes/demo.yaml", "backend.model=/nonexistent/model", f"out={out}")
+    assert_cli_error(result, "backend.model=/nonexistent/model")
+    assert not out.exists()
+
+
+def test_cli_output_under_a_regular_file_exits_2_naming_out(tmp_path):
+    # chmod does not stop root, but no one can make a folder under a regular file.
+    blocker = write(tmp_path / "afile", "not a folder\n")
+    out = blocker / "run"
+    # resolve_model only checks that config.json exists, and out= fails before any engine would start.
+    model = tmp_path / "model"
+    model.mkdir()
+    write(model / "config.json", "{}")
+    result = run_cli("synth", "synth/recipes/demo.yaml", f"backend.model={model}", "seeds.sample=2", f"out={out}")
+    assert_cli_error(result, f"out={out}", "cannot write")
+    assert blocker.read_text() == "not a folder\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "model"]
+
+
+def test_cli_unknown_backend_kind_exits_2_before_writing_the_seeds_stage(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("synth", "synth/recipes/demo.yaml", "backend.kind=vlm", "seeds.sample=2", f"out={out}")
+    assert_cli_error(result, "backend.kind=vlm", "'vllm'", "'openai'")
+    assert not out.exists()
+
+
+def test_cli_override_value_that_is_not_valid_yaml_exits_2(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("synth", "synth/recipes/demo.yaml", "backend.model=a: b: c", f"out={out}")
+    assert_cli_error(result, "backend.model=a: b: c")
+    assert not out.exists()

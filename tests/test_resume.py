@@ -1,0 +1,69 @@
+"""A run killed with SIGKILL and relaunched ends with the rows of an uninterrupted run, paying no request twice."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from synth.shards import read_shard
+from tests.conftest import ROOT
+
+ARGS = ["synth/recipes/demo.yaml", "backend.model=tiny", "seeds.sample=24", "chunk_size=3",
+        "profiles.max_attempts=1", "profiles.max_tokens=200", "backend.kv_cache_gb=0.25"]
+
+
+def _start(out: Path) -> subprocess.Popen:
+    # Its own session, so SIGKILL reaches vLLM's engine process too, as a machine crash would.
+    return subprocess.Popen([sys.executable, "-m", "synth.cli", "synth", *ARGS, f"out={out}"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def _rows(stage: Path) -> dict[str, list]:
+    return {p.name: read_shard(p).to_pylist() for p in sorted(stage.glob("*.arrow"))}
+
+
+def _manifest(stage: Path) -> dict:
+    return json.loads((stage / "manifest.json").read_text())
+
+
+def _cached(out: Path) -> int:
+    with sqlite3.connect(out / "cache.sqlite") as db:
+        return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+
+
+def test_resume_after_sigkill_gives_identical_rows_and_regenerates_no_finished_request(tiny_model, tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert _start(whole).wait(timeout=900) == 0
+
+    proc = _start(killed)
+    manifest = killed / "profiles" / "manifest.json"
+    deadline = time.monotonic() + 600
+    while not (manifest.exists() and json.loads(manifest.read_text())["chunks"]):
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished_before = {c["index"] for c in _manifest(killed / "profiles")["chunks"]}
+    cached_before = _cached(killed)
+    assert not _manifest(killed / "profiles")["complete"]
+    assert 0 < len(finished_before) < 8
+
+    assert _start(killed).wait(timeout=900) == 0
+
+    after = _manifest(killed / "profiles")
+    assert after["complete"] and len(after["chunks"]) == 8
+    assert _rows(killed / "profiles") == _rows(whole / "profiles")
+    assert _rows(killed / "seeds") == _rows(whole / "seeds")
+    assert after["counters"]["kept"] + sum(v for k, v in after["counters"].items() if k.startswith("dropped_")) == 24
+    # Every request the killed run finished was served from the cache, never generated again.
+    redone = [c for c in after["chunks"] if c["index"] not in finished_before]
+    generated_after = sum(c["counters"].get("requests_generated", 0) for c in redone)
+    assert generated_after == 24 - cached_before
+    assert _cached(killed) == 24
+    assert not list((killed / "profiles").glob(".*.tmp"))
