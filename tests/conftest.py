@@ -1,6 +1,7 @@
 """Session fixtures: the tiny model, the Gemma model, one vLLM engine per model, a real OpenAI-compatible server."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -63,9 +64,12 @@ def openai_server(tiny_model, tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "server.log"
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", tiny_model, "--served-model-name", "tiny",
            "--host", "127.0.0.1", "--port", str(port), "--enforce-eager", "--max-model-len", "2048",
-           "--kv-cache-memory-bytes", str(256 * 2**20), "--seed", "0"]
+           "--kv-cache-memory-bytes", str(256 * 2**20), "--seed", "0",
+           "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}']
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
+        # Own session: a kill of the group also ends vLLM's engine process, which outlives its parent otherwise.
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 300
     while True:
@@ -77,15 +81,15 @@ def openai_server(tiny_model, tmp_path_factory):
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             pytest.fail(f"API server not ready after 300 s:\n{log.read_text()[-3000:]}")
         time.sleep(1)
     yield url
-    proc.terminate()
+    os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -175,7 +175,8 @@ SMALL_SCHEMA = {
 
 def test_real_server_batch_returns_text_finish_reason_and_token_counts(openai_server):
     backend = OpenAIBackend("tiny", openai_server, timeout_s=120, max_retries=1, backoff_s=0.1)
-    requests = [ChatRequest(messages=[{"role": "user", "content": p}], seed=100 + i, max_tokens=32) for i, p in enumerate(PROMPTS)]
+    requests = [ChatRequest(messages=[{"role": "user", "content": p}], seed=100 + i, max_tokens=32)
+                for i, p in enumerate(PROMPTS)]
     results = backend.generate(requests)
     assert len(results) == len(requests)
     for result in results:
@@ -209,7 +210,9 @@ def test_real_server_json_schema_output_parses_and_validates(openai_server):
     # The model is random: a "length" result is legitimately cut mid-object; the ones that stopped must be valid.
     assert finished, [r.text for r in results]
     for result in finished:
-        data = json.loads(result.text)
+        # strict=False: the server's JSON grammar lets raw control characters (e.g. \x08) into strings, which
+        # a random model does pick; strict JSON wants them escaped. Structure and constraints still hold.
+        data = json.loads(result.text, strict=False)
         jsonschema.validate(data, SMALL_SCHEMA)
         assert len(data["name"]) <= 20 and isinstance(data["age"], int)
 
@@ -300,10 +303,11 @@ def test_backoff_s_sets_the_retry_wait_scale(faulty_server):
         warnings.simplefilter("always")
         results = backend.generate(user_requests([f"{MARKER} {i}" for i in range(8)]))
     elapsed = time.monotonic() - start
-    assert not [w for w in caught if w.filename.endswith("openai_backend.py")], [str(w.message) for w in caught]
     assert all(r.finish_reason == "error" and r.retries == 4 for r in results)
     assert faulty_server.hits() == 8 * 5
     assert elapsed < 1.5, f"8 requests x 5 quick 500s took {elapsed:.2f} s"
+    # ...and building the wait strategy warns about nothing (one warning per request would flood a run's log).
+    assert not [w for w in caught if w.filename.endswith("openai_backend.py")], [str(w.message) for w in caught]
 
 
 # --------------------------------------------------------------------------------- nothing listening
