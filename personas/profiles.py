@@ -57,7 +57,8 @@ def _request_text(persona_text: str, language: str) -> str:
 def profile_messages(persona: Persona, language: str) -> list[dict]:
     """Chat messages asking for `persona`'s profile in `language` (few-shot turns first)."""
     messages = [{"role": "system", "content": INSTRUCTIONS}]
-    for text, lang, profile in EXAMPLES:
+    # The example nearest the question sways a small model most: put the one in the asked language last.
+    for text, lang, profile in sorted(EXAMPLES, key=lambda example: example[1] == language):
         messages.append({"role": "user", "content": _request_text(text, lang)})
         messages.append({"role": "assistant", "content": json.dumps(profile, ensure_ascii=False)})
     messages.append({"role": "user", "content": _request_text(persona.text, language)})

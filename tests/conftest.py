@@ -65,7 +65,7 @@ def openai_server(tiny_model, tmp_path_factory):
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", tiny_model, "--served-model-name", "tiny",
            "--host", "127.0.0.1", "--port", str(port), "--enforce-eager", "--max-model-len", "2048",
            "--kv-cache-memory-bytes", str(256 * 2**20), "--seed", "0",
-           "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}']
+           "--structured-outputs-config", '{"backend": "guidance", "disable_any_whitespace": true}']
     with open(log, "wb") as out:
         # Own session: a kill of the group also ends vLLM's engine process, which outlives its parent otherwise.
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
