@@ -206,13 +206,6 @@ def test_cli_seed_file_with_a_non_json_line_exits_2_naming_file_and_line(tmp_pat
     assert not out.exists()
 
 
-def test_cli_nonexistent_model_path_exits_2_naming_backend_model(tmp_path):
-    out = tmp_path / "run"
-    result = run_cli("synth", "synth/recipes/demo.yaml", "backend.model=/nonexistent/model", f"out={out}")
-    assert_cli_error(result, "backend.model=/nonexistent/model")
-    assert not out.exists()
-
-
 def test_cli_output_under_a_regular_file_exits_2_naming_out(tmp_path):
     # chmod does not stop root, but no one can make a folder under a regular file.
     blocker = write(tmp_path / "afile", "not a folder\n")
@@ -227,15 +220,13 @@ def test_cli_output_under_a_regular_file_exits_2_naming_out(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "model"]
 
 
-def test_cli_unknown_backend_kind_exits_2_before_writing_the_seeds_stage(tmp_path):
+@pytest.mark.parametrize("override,expected", [
+    ("backend.model=/nonexistent/model", ["backend.model=/nonexistent/model"]),
+    ("backend.kind=vlm", ["backend.kind=vlm", "'vllm'", "'openai'"]),  # before the seeds stage is written
+    ("backend.model=a: b: c", ["backend.model=a: b: c"]),
+], ids=["nonexistent_model_path", "unknown_backend_kind", "override_not_valid_yaml"])
+def test_cli_bad_override_exits_2_naming_it_and_writes_nothing(tmp_path, override, expected):
     out = tmp_path / "run"
-    result = run_cli("synth", "synth/recipes/demo.yaml", "backend.kind=vlm", "seeds.sample=2", f"out={out}")
-    assert_cli_error(result, "backend.kind=vlm", "'vllm'", "'openai'")
-    assert not out.exists()
-
-
-def test_cli_override_value_that_is_not_valid_yaml_exits_2(tmp_path):
-    out = tmp_path / "run"
-    result = run_cli("synth", "synth/recipes/demo.yaml", "backend.model=a: b: c", f"out={out}")
-    assert_cli_error(result, "backend.model=a: b: c")
+    result = run_cli("synth", "synth/recipes/demo.yaml", override, "seeds.sample=2", f"out={out}")
+    assert_cli_error(result, *expected)
     assert not out.exists()
