@@ -9,6 +9,7 @@ file that is not whole.
 
 import hashlib
 import json
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -100,7 +101,7 @@ def run_stage(stage: Stage, inputs: Sequence[BaseModel], folder: Path, recipe: d
     for index, start in enumerate(starts):
         if index in done:
             continue
-        chunk_inputs = list(inputs[start:start + stage.chunk_size])
+        chunk_inputs, began = list(inputs[start:start + stage.chunk_size]), time.perf_counter()
         counters = Counter()
         kept, rejects = [], []
         for out in stage.process(chunk_inputs, counters):
@@ -120,7 +121,8 @@ def run_stage(stage: Stage, inputs: Sequence[BaseModel], folder: Path, recipe: d
         manifest["counters"] = dict(sorted(totals.items()))
         write_atomic(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
         bar.update(len(chunk_inputs))
-        bar.set_postfix(kept=totals["kept"], dropped=sum(v for k, v in totals.items() if k.startswith("dropped_")))
+        bar.set_postfix(kept=totals["kept"], dropped=sum(v for k, v in totals.items() if k.startswith("dropped_")),
+                        out_tok_s=round(counters["output_tokens"] / max(time.perf_counter() - began, 1e-9)))
     bar.close()
     manifest["counters"] = dict(sorted(totals.items()))
     manifest["complete"] = True
