@@ -66,8 +66,6 @@ def engine_stage(backend, cache, max_tokens: int, chunk_size: int) -> Stage:
 
 
 def bench_engine(model: str, n: int, max_tokens: int) -> dict:
-    from vllm import SamplingParams
-
     from synth.models import resolve_model
     from synth.vllm_backend import VLLMBackend
 
@@ -79,8 +77,9 @@ def bench_engine(model: str, n: int, max_tokens: int) -> dict:
     for _ in range(2):  # alternate sides so neither gets the machine's quieter half
         backend.llm.reset_prefix_cache()
         began = time.perf_counter()
-        outs = backend.llm.chat([request(p, max_tokens).messages for p in prompts],
-                                [SamplingParams(seed=int(p.id), max_tokens=max_tokens, temperature=0.8) for p in prompts], use_tqdm=False)
+        # The same requests as the engine sends (same sampling parameters), through vLLM's own defaults.
+        requests = [request(p, max_tokens) for p in prompts]
+        outs = backend.llm.chat([r.messages for r in requests], [backend._params(r) for r in requests])
         timings["direct"].append(time.perf_counter() - began)
         tokens["direct"] = sum(len(o.outputs[0].token_ids) for o in outs)
 
