@@ -13,12 +13,12 @@ SCRIPTS = {
     "ru": re.compile(r"[\u0400-\u04ff]"),
 }
 LATIN = re.compile(r"[A-Za-zÀ-ÿ]")
-# Frequent function words, a few per language: a Latin-script text is the language whose words it uses most.
+# Frequent function words, a few per language ("y" is left out: it is also the algebra's y): a Latin-script text is the language whose words it uses most.
 WORDS = {
     "en": {"the", "a", "an", "and", "who", "of", "in", "to", "with", "is", "his", "her", "for"},
     "de": {"der", "die", "das", "und", "ein", "eine", "einer", "mit", "ist", "sich", "auf", "im", "den"},
     "fr": {"le", "la", "les", "et", "un", "une", "qui", "des", "du", "dans", "avec", "est", "sa", "son"},
-    "es": {"el", "la", "los", "las", "y", "un", "una", "que", "del", "con", "en", "es", "su", "por"},
+    "es": {"el", "la", "los", "las", "un", "una", "que", "del", "con", "en", "es", "su", "por"},
 }
 
 

@@ -4,6 +4,7 @@ Untrusted persona text is only ever concatenated into messages, never used as a 
 """
 
 import json
+import re
 
 from pydantic import ValidationError
 
@@ -14,6 +15,12 @@ from personas.records import Character, Persona, ProfileFields, stable_id
 SYSTEM_TEMPLATE = "profile@1"
 LANGUAGE_NAMES = {"en": "English", "zh": "Simplified Chinese", "de": "German", "ru": "Russian",
                   "fr": "French", "es": "Spanish", "ja": "Japanese", "ko": "Korean"}
+
+
+def fill(template: str, **values: str) -> str:
+    """Our own `{placeholder}` templates, filled in one pass: an inserted value is never scanned again, so
+    untrusted text holding braces stays text (GUIDE §3: no str.format on model or persona text)."""
+    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
 
 
 def profile_schema() -> dict:
@@ -105,8 +112,7 @@ def render_system_prompt(fields: ProfileFields, language: str) -> str:
     values = [fields.name, str(fields.age), fields.gender, fields.race, fields.born_place, fields.appearance,
               fields.experience, fields.personality, fields.speech_style, "; ".join(fields.catchphrases),
               "; ".join(fields.relationships), ", ".join(fields.likes), ", ".join(fields.dislikes)]
-    # str.replace on our own header, never str.format on the model's text (GUIDE §3).
-    lines = [header.replace("{name}", fields.name), ""]
+    lines = [fill(header, name=fields.name), ""]
     lines += [label + ": " + value for label, value in zip(labels, values)]
     return "\n".join(lines)
 
@@ -117,3 +123,17 @@ def character(persona: Persona, fields: ProfileFields, language: str, model: str
         language=language, system_prompt=render_system_prompt(fields, language), system_template=SYSTEM_TEMPLATE,
         model=model, seed=seed, attempts=attempts,
     )
+
+
+# Two-character role-play (issue 3): the user plays a character too — "你是{character}，我是{user}".
+USER_LINES = {
+    "en": "You are {name}; I am {user}. About me: {about}",
+    "zh": "你是{name}，我是{user}。关于我：{about}",
+    "de": "Du bist {name}, ich bin {user}. Über mich: {about}",
+    "ru": "Ты — {name}, я — {user}. Обо мне: {about}",
+}
+
+
+def render_user_persona(character: Character, user: Character) -> str:
+    """The system message's last line when the user plays `user` (template "user@1")."""
+    return fill(USER_LINES.get(character.language, USER_LINES["en"]), name=character.name, user=user.name, about=user.persona)

@@ -5,13 +5,29 @@ Pydantic models because validation matters here; `synth.shards.arrow_schema` der
 
 import hashlib
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field
+
+# List items need a cap too: an unbounded string inside a list lets a weak model run to max_tokens.
+Item = Annotated[str, Field(min_length=1, max_length=120)]
 
 
 def stable_id(prefix: str, *parts: str) -> str:
     """Content-derived id: the same input always gets the same id, on any machine, in any run."""
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
     return f"{prefix}-{digest[:16]}"
+
+
+def name_key(name: str) -> str:
+    """A name as compared across characters: case and spacing do not make two people."""
+    return " ".join(name.casefold().split())
+
+
+def derive_seed(recipe_seed: int, record_id: str, attempt: int | str = 0) -> int:
+    """Every random choice derives from (recipe seed, record id) — and the attempt, for retries."""
+    digest = hashlib.sha256(f"{recipe_seed}\x1f{record_id}\x1f{attempt}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 class Persona(BaseModel):
@@ -37,10 +53,10 @@ class ProfileFields(BaseModel):
     experience: str = Field(min_length=1, max_length=600)
     personality: str = Field(min_length=1, max_length=300)
     speech_style: str = Field(min_length=1, max_length=240)
-    catchphrases: list[str] = Field(min_length=1, max_length=3)
-    relationships: list[str] = Field(min_length=1, max_length=4)
-    likes: list[str] = Field(min_length=1, max_length=5)
-    dislikes: list[str] = Field(min_length=1, max_length=5)
+    catchphrases: list[Item] = Field(min_length=1, max_length=3)
+    relationships: list[Item] = Field(min_length=1, max_length=4)
+    likes: list[Item] = Field(min_length=1, max_length=5)
+    dislikes: list[Item] = Field(min_length=1, max_length=5)
 
 
 class Character(ProfileFields):
@@ -53,3 +69,4 @@ class Character(ProfileFields):
     model: str
     seed: int = Field(description="sampling seed of the accepted attempt")
     attempts: int = Field(description="LLM attempts it took (1 = first try)")
+    split: str = Field(default="", description="train / validation / heldout, set by the split stage ('' before it)")

@@ -28,7 +28,7 @@ def persona(text: str, source: str, line: int) -> Persona:
     return Persona(id=stable_id("p", text), text=text, language=detect_language(text), source=source, source_line=line)
 
 
-def _lines(path: Path):
+def read_lines(path: Path):
     """(line number, text) of the non-blank lines; strict UTF-8 so a bad byte is reported, not mangled."""
     if not path.exists():
         raise DramatisError(f"{path}: seed file not found")
@@ -53,7 +53,7 @@ def _lines(path: Path):
 
 
 def _from_jsonl(path: Path, field: str):
-    for number, text in _lines(path):
+    for number, text in read_lines(path):
         try:
             row = json.loads(text)
         except json.JSONDecodeError as e:
@@ -67,7 +67,7 @@ def _from_jsonl(path: Path, field: str):
 
 
 def _from_csv(path: Path, field: str):
-    lines = list(_lines(path))
+    lines = list(read_lines(path))
     if not lines:
         return
     reader = csv.DictReader(io.StringIO("\n".join(text for _, text in lines)))
@@ -81,7 +81,8 @@ def _from_hub(name: str, field: str, split: str):
     import datasets
 
     try:
-        rows = datasets.load_dataset(name, split=split)
+        dataset_id, _, config = name.partition(":")  # hf:<id>:<config> picks one config of a multi-config dataset
+        rows = datasets.load_dataset(dataset_id, config or None, split=split)
     except Exception as e:  # offline, missing, private: the user needs the reason, whatever its type
         raise DramatisError(f"hf:{name}: cannot load the dataset ({type(e).__name__}: {e})") from None
     if field not in rows.column_names:
@@ -107,7 +108,7 @@ def load_seeds(source: str, field: str = "persona", split: str = "train") -> lis
         elif suffix == ".csv":
             rows = _from_csv(path, field)
         elif suffix == ".txt":
-            rows = _lines(path)
+            rows = read_lines(path)
         else:
             raise DramatisError(f"{path}: unknown seed format '{suffix}' (use .jsonl, .csv, .txt, builtin or hf:<id>)")
     label = "builtin" if source == "builtin" else str(path)

@@ -17,6 +17,7 @@ class ChatRequest:
     max_tokens: int = 512
     temperature: float = 0.8
     top_p: float = 0.95
+    top_k: int = 0  # 0 = off
     repetition_penalty: float = 1.0
     stop: tuple[str, ...] = ()
     json_schema: dict | None = None

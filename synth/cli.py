@@ -1,10 +1,11 @@
 """The `dramatis` command: one subcommand per stage.
 
-    .venv/bin/dramatis synth synth/recipes/demo.yaml backend.model=tiny seeds.sample=8
+    .venv/bin/dramatis synth synth/recipes/demo.yaml backend.model=tiny seeds.sample=8 out=runs/tiny
 """
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -23,16 +24,30 @@ def _fail(error: DramatisError) -> None:
 
 
 def _summary(manifests: dict[str, dict], out: Path) -> None:
+    spent = Counter()
     for stage, manifest in manifests.items():
+        if stage == "dataset":
+            continue
         counters = manifest["counters"]
+        spent.update({k: v for k, v in counters.items() if k.endswith("_tokens") or k.startswith("requests_")})
         dropped = {k.removeprefix("dropped_"): v for k, v in counters.items() if k.startswith("dropped_")}
         why = ", ".join(f"{k} {v}" for k, v in dropped.items()) or "none"
-        typer.echo(f"{stage:9s} kept {counters.get('kept', 0)}, dropped {sum(dropped.values())} ({why})")
-        typer.echo(f"          shards {out / stage}/data-*.arrow, rejects {out / stage}/rejects-*.arrow, manifest {out / stage}/manifest.json")
-    profiles = manifests.get("profiles", {}).get("counters", {})
-    if profiles:
-        typer.echo(f"requests: {profiles.get('requests_generated', 0)} generated, {profiles.get('requests_cached', 0)} from cache; "
-                   f"tokens: {profiles.get('prompt_tokens', 0)} prompt, {profiles.get('output_tokens', 0)} output")
+        typer.echo(f"{stage:10s} kept {counters.get('kept', 0)}, dropped {sum(dropped.values())} ({why})")
+    if spent:
+        typer.echo(f"requests: {spent['requests_generated']} generated, {spent['requests_cached']} from cache; "
+                   f"tokens: {spent['prompt_tokens']} prompt ({spent['cached_prompt_tokens']} from the prefix cache), "
+                   f"{spent['output_tokens']} output")
+    dialogues = manifests.get("dialogues", {}).get("counters", {})
+    if dialogues.get("output_tokens"):
+        typer.echo(f"dialogues: {dialogues.get('kept_output_tokens', 0) / dialogues['output_tokens']:.0%} of output tokens in kept rows, "
+                   f"{dialogues.get('cached_prompt_tokens', 0) / max(dialogues.get('prompt_tokens', 0), 1):.0%} of prompt tokens from the prefix cache")
+    if "dataset" in manifests:
+        info = manifests["dataset"]
+        rows = ", ".join(f"{split} {v['rows']} rows / {v['characters']} characters" for split, v in info["splits"].items())
+        typer.echo(f"dataset    {out / 'dataset'}: {rows or 'no rows'}; leakage check passed "
+                   f"({info['leakage']['training_characters']} training vs {info['leakage']['heldout_characters']} held-out characters, "
+                   f"{info['leakage']['eval_personas']} eval personas)")
+    typer.echo(f"stages in {out}/<stage>/ (data-*.arrow, rejects-*.arrow, manifest.json)")
 
 
 def _run(recipe: Path | None, overrides: list[str] | None, stages: tuple[str, ...]) -> None:
@@ -52,8 +67,10 @@ def _run(recipe: Path | None, overrides: list[str] | None, stages: tuple[str, ..
 
 @app.command()
 def synth(recipe: Recipe = None, overrides: Overrides = None) -> None:
-    """Run the whole pipeline of a recipe (seeds → profiles), resuming what a killed run left."""
-    _run(recipe, overrides, ("seeds", "profiles"))
+    """Run the whole pipeline of a recipe (seeds → profiles → split → prompts → dialogues → dataset), resuming what a killed run left."""
+    from synth.pipeline import STAGES
+
+    _run(recipe, overrides, STAGES)
 
 
 @app.command()
@@ -66,6 +83,12 @@ def seeds(recipe: Recipe = None, overrides: Overrides = None) -> None:
 def profiles(recipe: Recipe = None, overrides: Overrides = None) -> None:
     """Seeds → character profiles (runs the seeds stage first if needed)."""
     _run(recipe, overrides, ("seeds", "profiles"))
+
+
+@app.command()
+def dialogues(recipe: Recipe = None, overrides: Overrides = None) -> None:
+    """Everything up to the dialogues stage, without rebuilding the dataset folder."""
+    _run(recipe, overrides, ("seeds", "profiles", "split", "prompts", "dialogues"))
 
 
 @app.command("prepare-model")

@@ -4,7 +4,6 @@ Failures are data: a result that cannot be parsed is retried with a new seed up 
 times, then becomes a `Reject` carrying the reason and the last raw output (GUIDE §3).
 """
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 
@@ -14,12 +13,6 @@ from personas.errors import Rejected
 from synth.backend import Backend, ChatRequest, ChatResult
 from synth.cache import RequestCache
 from synth.runner import Reject
-
-
-def derive_seed(recipe_seed: int, record_id: str, attempt: int = 0) -> int:
-    """Every random choice derives from (recipe seed, record id) — and the attempt, for retries."""
-    digest = hashlib.sha256(f"{recipe_seed}\x1f{record_id}\x1f{attempt}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def complete(backend: Backend, cache: RequestCache, requests: list[ChatRequest], counters: Counter) -> list[ChatResult]:

@@ -45,7 +45,8 @@ class OpenAIBackend:
 
     def _body(self, request: ChatRequest) -> dict:
         body = {"model": self.model, "messages": request.messages, "max_tokens": request.max_tokens,
-                "temperature": request.temperature, "top_p": request.top_p, "seed": request.seed}
+                "temperature": request.temperature, "top_p": request.top_p, "seed": request.seed,
+                **({"top_k": request.top_k} if request.top_k else {})}  # not an OpenAI field: sent only when asked for
         if request.stop:
             body["stop"] = list(request.stop)
         if request.repetition_penalty != 1.0:

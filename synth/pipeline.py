@@ -1,4 +1,4 @@
-"""The stages of `make synth`, wired: seeds → profiles (dialogues come next).
+"""The stages of `make synth`, wired: seeds → profiles → split → prompts → dialogues → dataset.
 
 Each stage is a generator over records handed to the runner; everything is validated before the
 first shard is written, so bad input leaves nothing behind.
@@ -11,12 +11,17 @@ from pathlib import Path
 
 from personas.errors import DramatisError
 from personas.profiles import character, parse_profile, profile_messages, profile_schema
-from personas.records import Character, Persona
+from personas.records import Character, Persona, derive_seed
 from personas.seeds import load_seeds
+from personas.split import assign_splits, find_leaks
 from synth.backend import ChatRequest
 from synth.cache import RequestCache
-from synth.llm import derive_seed, generate_validated
+from synth.llm import generate_validated
+from synth.dataset import write_dataset
+from synth.dialogues import dialogues_stage, plan_tasks
 from synth.models import resolve_model
+from synth.prompts import Mapping, load_prompts
+from synth.records import Dialogue, Prompt
 from synth.recipe import BackendConfig, Recipe, as_dict
 from synth.runner import Reject, Stage, load_records, run_stage
 
@@ -81,7 +86,7 @@ def profiles_stage(recipe: Recipe, backend, cache: RequestCache) -> Stage:
 
     def request(p: Persona, attempt: int) -> ChatRequest:
         return ChatRequest(messages=profile_messages(p, language(p)), seed=derive_seed(recipe.seed, p.id, attempt),
-                           max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                           max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                            repetition_penalty=cfg.repetition_penalty, json_schema=schema)
 
     def parse(p: Persona, result, req: ChatRequest, attempt: int) -> Character:
@@ -96,9 +101,75 @@ def profiles_stage(recipe: Recipe, backend, cache: RequestCache) -> Stage:
     return Stage("profiles", Character, process, recipe.chunk_size, settings)
 
 
-def run_synth(recipe: Recipe, stages: tuple[str, ...] = ("seeds", "profiles")) -> dict[str, dict]:
-    """Run the named stages in order; returns each stage's manifest."""
+def split_stage(recipe: Recipe, characters: list[Character], eval_personas: list[Persona]) -> Stage:
+    """Characters → train / validation / heldout, before any dialogue; training characters that duplicate a
+    held-out or evaluation character are dropped with the reason and the id they duplicate."""
+    cfg = recipe.split
+    splits = assign_splits(characters, recipe.seed, {"train": cfg.train, "validation": cfg.validation, "heldout": cfg.heldout})
+    placed = [c.model_copy(update={"split": splits[c.id]}) for c in characters]
+    leaks = {leak.character_id: leak for leak in find_leaks(
+        [c for c in placed if c.split != "heldout"], [c for c in placed if c.split == "heldout"], eval_personas,
+        threshold=cfg.similarity, same_name_threshold=cfg.same_name_similarity)}
+    placed = {c.id: c for c in placed}
+
+    def process(chunk: list[Character], counters: Counter):
+        for c in chunk:
+            leak = leaks.get(c.id)
+            if leak:
+                yield Reject(id=c.id, stage="split", reason=leak.reason, duplicate_of=leak.duplicate_of, detail=leak.detail,
+                             record=c.model_dump_json())
+            else:
+                counters[f"split_{placed[c.id].split}"] += 1
+                yield placed[c.id]
+
+    settings = {"split": asdict(cfg), "seed": recipe.seed, "eval_personas": len(eval_personas)}
+    return Stage("split", Character, process, recipe.chunk_size, settings)
+
+
+def prompts_stage(recipe: Recipe, prompts: list[Prompt]) -> Stage:
+    """Exact duplicates and empty turns out, then a deterministic sample per source."""
+    first: dict[tuple, Prompt] = {}
+    for p in prompts:
+        first.setdefault(tuple(p.turns), p)
+    chosen = set()
+    for source in dict.fromkeys(p.source for p in prompts):
+        mine = sorted((p.id for p in first.values() if p.source == source and all(p.turns)),
+                      key=lambda pid: derive_seed(recipe.seed, pid, "sample"))
+        chosen.update(mine[:recipe.instructions.sample] if recipe.instructions.sample else mine)
+
+    def process(chunk: list[Prompt], counters: Counter):
+        for p in chunk:
+            original = first[tuple(p.turns)]
+            if not all(p.turns):
+                yield Reject(id=p.id, stage="prompts", reason="empty", detail=f"{p.source}:{p.source_line}", record=p.model_dump_json())
+            elif original is not p:
+                yield Reject(id=p.id, stage="prompts", reason="duplicate", duplicate_of=original.id, record=p.model_dump_json(),
+                             detail=f"{p.source}:{p.source_line} repeats {original.source}:{original.source_line}")
+            elif p.id not in chosen:
+                counters["not_sampled"] += 1
+            else:
+                yield p
+
+    return Stage("prompts", Prompt, process, recipe.chunk_size, {"instructions": asdict(recipe.instructions), "seed": recipe.seed})
+
+
+STAGES = ("seeds", "profiles", "split", "prompts", "dialogues", "dataset")
+
+
+def _mapping(recipe: Recipe) -> Mapping:
+    i = recipe.instructions
+    return Mapping(id=i.id_field, instruction=i.instruction_field, input=i.input_field, output=i.output_field,
+                   turns=i.turns_field, category=i.category_field)
+
+
+def run_synth(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> dict[str, dict]:
+    """Run the named stages in order (each needs the ones before it); returns each stage's manifest."""
     personas = load_seeds(recipe.seeds.source, recipe.seeds.field, recipe.seeds.split)
+    # Everything a later stage reads is loaded and checked now: bad input fails before any shard is written.
+    prompts = load_prompts(recipe.instructions.sources, _mapping(recipe), recipe.instructions.split) if "prompts" in stages else []
+    eval_personas = [p for path in recipe.split.eval_sets for p in load_seeds(path, "persona")] if "split" in stages else []
+    if "dialogues" in stages:
+        plan_tasks(recipe, [], [])  # validates the dialogue knobs
     out = Path(recipe.out)
     if recipe.backend.kind not in ("vllm", "openai"):  # else the seeds stage is written before open_backend says so
         raise DramatisError(f"backend.kind={recipe.backend.kind}: use 'vllm' or 'openai'")
@@ -109,14 +180,31 @@ def run_synth(recipe: Recipe, stages: tuple[str, ...] = ("seeds", "profiles")) -
     if recipe.backend.kind == "openai":
         backend()  # fail now if the server is unreachable
     check_writable(out)
-    manifests = {"seeds": run_stage(seeds_stage(recipe, personas), personas, out / "seeds", as_dict(recipe))}
-    if "profiles" in stages:
-        cache = RequestCache(out / "cache.sqlite")
-        try:
+    resolved = as_dict(recipe)
+    manifests = {"seeds": run_stage(seeds_stage(recipe, personas), personas, out / "seeds", resolved)}
+    cache = RequestCache(out / "cache.sqlite")
+    try:
+        if "profiles" in stages:
             kept = load_records(out / "seeds", Persona)
-            manifests["profiles"] = run_stage(profiles_stage(recipe, backend, cache), kept, out / "profiles", as_dict(recipe))
-        finally:
-            cache.close()
-            if backend.cache_info().currsize:
-                backend().close()
+            manifests["profiles"] = run_stage(profiles_stage(recipe, backend, cache), kept, out / "profiles", resolved)
+        if "split" in stages:
+            characters = load_records(out / "profiles", Character)
+            manifests["split"] = run_stage(split_stage(recipe, characters, eval_personas), characters, out / "split", resolved)
+        if "prompts" in stages:
+            manifests["prompts"] = run_stage(prompts_stage(recipe, prompts), prompts, out / "prompts", resolved)
+        if "dialogues" in stages:
+            characters, kept_prompts = load_records(out / "split", Character), load_records(out / "prompts", Prompt)
+            planned = Counter()
+            tasks = plan_tasks(recipe, kept_prompts, characters, planned)
+            manifests["dialogues"] = run_stage(dialogues_stage(recipe, backend, cache, kept_prompts, characters), tasks,
+                                               out / "dialogues", resolved)
+        if "dataset" in stages:
+            manifests["dataset"] = write_dataset(
+                out / "dataset", load_records(out / "dialogues", Dialogue), load_records(out / "split", Character), eval_personas,
+                threshold=recipe.split.similarity, same_name_threshold=recipe.split.same_name_similarity,
+                shard_rows=recipe.chunk_size, info={"recipe": recipe.name, "model": recipe.backend.model})
+    finally:
+        cache.close()
+        if backend.cache_info().currsize:
+            backend().close()
     return manifests

@@ -15,12 +15,19 @@ from personas.errors import DramatisError
 
 
 def knob(default, help: str):
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
     return field(default=default, metadata={"help": help})
+
+
+# Seen here: vLLM on CPU sorts the whole vocabulary for top-p (262k entries for Gemma) at every step,
+# which halved Gemma's decode speed; top-k alone takes a cheap partial top-k instead.
+TOP_K_HELP = "sample from the k likeliest tokens (0 = off); on CPU prefer top_k with top_p=1.0: top-p sorts the vocabulary"
 
 
 @dataclass
 class SeedsConfig:
-    source: str = knob("builtin", "'builtin', a .jsonl/.csv/.txt path, or hf:<dataset id>")
+    source: str = knob("builtin", "'builtin', a .jsonl/.csv/.txt path, or hf:<dataset id>[:<config>]")
     field: str = knob("persona", "the jsonl key / csv column / dataset column holding the persona")
     split: str = knob("train", "dataset split, for hf: sources")
     sample: int = knob(0, "keep a deterministic sample of this many unique personas (0 = all)")
@@ -31,9 +38,59 @@ class ProfilesConfig:
     language: str = knob("auto", "language of the profiles: an ISO code, or 'auto' = the seed's own language")
     max_tokens: int = knob(768, "output token budget per profile; a profile that hits it is retried, then rejected")
     temperature: float = knob(0.7, "sampling temperature")
-    top_p: float = knob(0.95, "nucleus sampling")
+    top_p: float = knob(0.95, "nucleus sampling (1.0 = off)")
+    top_k: int = knob(0, TOP_K_HELP)
     repetition_penalty: float = knob(1.0, "vLLM repetition penalty (1.0 = off)")
     max_attempts: int = knob(3, "LLM attempts per persona (new seed each) before the row is rejected")
+
+
+INSTRUCTIONS = "../shared/data/instructions/"
+
+
+@dataclass
+class InstructionsConfig:
+    sources: list = knob([INSTRUCTIONS + "self_instruct_seed_tasks.jsonl", INSTRUCTIONS + "self_instruct_user_oriented.jsonl",
+                          INSTRUCTIONS + "mt_bench_questions.jsonl"], "instruction files (.jsonl/.csv) or hf:<dataset id>[:<config>]")
+    split: str = knob("train", "dataset split, for hf: sources")
+    sample: int = knob(0, "keep a deterministic sample of this many prompts per source (0 = all)")
+    id_field: str = knob("id,question_id", "column(s) holding the row's own id; alternatives separated by commas")
+    instruction_field: str = knob("instruction,prompt,question", "column(s) holding the instruction")
+    input_field: str = knob("input,instances.0.input", "column(s) holding the optional input; dotted paths walk nested rows")
+    output_field: str = knob("output,response,instances.0.output", "column(s) holding the reference answer (R mode)")
+    turns_field: str = knob("turns", "column holding a list of user turns (multi-turn sources such as MT-Bench)")
+    category_field: str = knob("category,motivation_app", "column(s) holding a category label")
+
+
+@dataclass
+class SplitConfig:
+    train: float = knob(0.8, "share of characters in the training split")
+    validation: float = knob(0.1, "share of characters in the validation split (unseen characters, for validation loss)")
+    heldout: float = knob(0.1, "share of characters kept for evaluation only")
+    heldout_prompts: float = knob(0.1, "share of prompts kept for the held-out characters only (never trained on)")
+    eval_sets: list = knob([], "persona files (jsonl with 'persona') used for evaluation: no training character may be near them")
+    similarity: float = knob(0.9, "MiniLM cosine similarity at or above which two characters count as the same")
+    same_name_similarity: float = knob(0.5, "profile similarity at or above which two characters with one name count as the same")
+
+
+@dataclass
+class DialoguesConfig:
+    """Dialogues are written in each character's language: set it with profiles.language."""
+
+    modes: list = knob(["G"], "R (rewrite the reference answer in character) and/or G (generate in character)")
+    characters_per_prompt: int = knob(3, "characters each prompt is given to (OpenCharacter: 3)")
+    multi_turn_share: float = knob(0.5, "share of G dialogues continued by the user simulator")
+    user_turns: str = knob("2-10:0.9,11-24:0.1", "user turns of a multi-turn dialogue: 'lo-hi:weight,...'")
+    user_persona_share: float = knob(0.0, "share of dialogues where the user plays another character of the run")
+    action_cues_share: float = knob(0.0, "share of dialogues asked for action cues in parentheses, e.g. (laughs) / (责备)")
+    order: str = knob("character", "'character' (one character's requests adjacent: prefix cache) or 'shuffled' (benchmark only)")
+    max_reply_chars: int = knob(900, "longest character reply; the JSON grammar closes it here")
+    max_user_chars: int = knob(300, "longest simulated user message")
+    max_tokens: int = knob(512, "output token budget per request")
+    temperature: float = knob(0.8, "sampling temperature")
+    top_p: float = knob(0.95, "nucleus sampling (1.0 = off)")
+    top_k: int = knob(0, TOP_K_HELP)
+    repetition_penalty: float = knob(1.1, "vLLM repetition penalty; a small base model loops without one")
+    max_attempts: int = knob(3, "attempts per turn (new seed each) before the dialogue is rejected")
 
 
 @dataclass
@@ -61,6 +118,9 @@ class Recipe:
     chunk_size: int = knob(2048, "records per shard; also the unit of resume")
     seeds: SeedsConfig = field(default_factory=SeedsConfig)
     profiles: ProfilesConfig = field(default_factory=ProfilesConfig)
+    instructions: InstructionsConfig = field(default_factory=InstructionsConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    dialogues: DialoguesConfig = field(default_factory=DialoguesConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
 
 

@@ -20,6 +20,8 @@ def _arrow_type(annotation) -> pa.DataType:
     if annotation in SCALARS:
         return SCALARS[annotation]
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _arrow_type(args[0])
     if origin is list:
         return pa.list_(_arrow_type(args[0]))
     if origin in (typing.Union, types.UnionType):

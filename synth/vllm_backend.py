@@ -56,7 +56,7 @@ class VLLMBackend:
             key = json.dumps(request.json_schema, sort_keys=True)
             structured = self._grammars.setdefault(key, StructuredOutputsParams(json=request.json_schema))
         return SamplingParams(
-            seed=request.seed, max_tokens=request.max_tokens, temperature=request.temperature, top_p=request.top_p,
+            seed=request.seed, max_tokens=request.max_tokens, temperature=request.temperature, top_p=request.top_p, top_k=request.top_k,
             repetition_penalty=request.repetition_penalty, stop=list(request.stop) or None,
             structured_outputs=structured,
         )
