@@ -1,6 +1,8 @@
 """Checks every generated turn must pass; each failure is a `Rejected(reason, detail)` the stage counts.
 
-Reasons (issue 3): empty, truncated, assistant_speak, wrong_character (串戏), wrong_language, lost_facts.
+Reasons (issue 3): empty, truncated, assistant_speak, wrong_character (串戏), wrong_language, lost_facts,
+and echo: a turn that mostly copies the user's message, an earlier turn or a few-shot example (seen with
+the small offline base model: it parrots the example answer or the question instead of replying).
 """
 
 import re
@@ -23,6 +25,8 @@ AS_A_OPENER = re.compile(r"^\W*(?:as an? (?!matter of fact|result\b|rule\b|whole
 # "I am X" / "我是X": the words after a self-introduction, to look up among the run's other characters.
 SELF_NAMING = re.compile(r"(?:\bi am|\bi'm|\bmy name is|\bcall me|\bich bin|\bich heiße|\bменя зовут|\bя\s*[-—–])\s+"
                          r"([^\s,.!?;:]+(?:\s+[^\s,.!?;:]+){0,3})|(?:我是|我叫|本人)([\u4e00-\u9fff·]{2,6})", re.IGNORECASE)
+WORDLIKE = re.compile(r"[^\W\d_]", re.UNICODE)
+SHINGLE = 12  # characters: long enough to mean copying, short enough for Chinese, which has no spaces
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 CODE_BLOCK = re.compile(r"```.*?```", re.DOTALL)
 
@@ -32,8 +36,8 @@ def check_turn(text: str, finish_reason: str, language: str, *, own_name: str, o
     if finish_reason == "length":
         raise Rejected("truncated", "the output hit max_tokens")
     text = text.strip()
-    if not text:
-        raise Rejected("empty", "an empty turn")
+    if not WORDLIKE.search(text):
+        raise Rejected("empty", "no words in the turn" if text else "an empty turn")
     found = ASSISTANT_SPEAK.search(text) or AS_A_OPENER.search(text)
     if found:
         raise Rejected("assistant_speak", repr(found.group(0)))
@@ -65,6 +69,20 @@ def wrong_character(text: str, own_name: str, other_names: dict[str, str]) -> st
             if key in other_names:
                 return other_names[key]
     return ""
+
+
+def _shingles(text: str) -> set[str]:
+    flat = " ".join(text.casefold().split())
+    return {flat[i:i + SHINGLE] for i in range(max(len(flat) - SHINGLE + 1, 1))}
+
+
+def echo(text: str, sources: dict[str, str], share: float = 0.5) -> None:
+    """Raise `Rejected("echo")` when at least `share` of the turn's 12-character shingles come from one of
+    `sources` (label → text): the user's message, an earlier turn, a few-shot example."""
+    mine = _shingles(text)
+    for label, source in sources.items():
+        if source and len(mine & _shingles(source)) >= share * len(mine):
+            raise Rejected("echo", f"copies {label}")
 
 
 def kept_facts(reference: str, rewrite: str) -> None:

@@ -102,6 +102,8 @@ SHOTS = {
     },
 }
 TRANSLATE_SHOT = ("Which fruit has more vitamin C, an orange or a kiwi?", "zh", "橙子和猕猴桃，哪种水果的维生素C更多？")
+# What a reply must not copy: a small base model often returns the example answer instead of its own.
+EXAMPLE_TEXTS = "\n".join([s[k] for s in SHOTS.values() for k in ("G", "R", "user")] + [TRANSLATE_SHOT[0], TRANSLATE_SHOT[2]])
 
 
 def text_schema(max_chars: int) -> dict:

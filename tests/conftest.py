@@ -1,5 +1,6 @@
 """Session fixtures: the tiny model, the Gemma model, one vLLM engine per model, a real OpenAI-compatible server."""
 
+import json
 import os
 import signal
 import socket
@@ -94,6 +95,18 @@ def openai_server(tiny_model, tmp_path_factory):
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def kill_after_first_chunk(proc: subprocess.Popen, manifest: Path, timeout: float = 900) -> None:
+    """SIGKILL the run's process group (vLLM's engine too, as a machine crash would) once the stage whose
+    manifest this is has finished a chunk; the run must be started with start_new_session=True."""
+    deadline = time.monotonic() + timeout
+    while not (manifest.exists() and json.loads(manifest.read_text())["chunks"]):
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -66,7 +66,7 @@ def test_overrides_reach_the_resolved_recipe():
     assert resolved["name"] == "123"  # a YAML int given for a text knob is meant as text
     # Untouched keys keep the recipe's values, and the defaults fill the rest.
     assert resolved["seed"] == 1234 and resolved["profiles"]["max_tokens"] == 768 and resolved["backend"]["kind"] == "vllm"
-    assert resolved["profiles"]["top_p"] == 0.95
+    assert resolved["profiles"]["repetition_penalty"] == 1.0  # not in demo.yaml: the default
 
 
 def test_later_override_wins_and_overrides_work_without_a_recipe_file():

@@ -2,15 +2,13 @@
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from synth.shards import read_shard
-from tests.conftest import ROOT
+from tests.conftest import ROOT, kill_after_first_chunk
 
 ARGS = ["synth/recipes/demo.yaml", "backend.model=tiny", "seeds.sample=24", "chunk_size=3",
         "profiles.max_attempts=1", "profiles.max_tokens=200", "backend.kv_cache_gb=0.25"]
@@ -40,15 +38,7 @@ def test_resume_after_sigkill_gives_identical_rows_and_regenerates_no_finished_r
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert _start(whole).wait(timeout=900) == 0
 
-    proc = _start(killed)
-    manifest = killed / "profiles" / "manifest.json"
-    deadline = time.monotonic() + 600
-    while not (manifest.exists() and json.loads(manifest.read_text())["chunks"]):
-        assert proc.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_first_chunk(_start(killed), killed / "profiles" / "manifest.json")
     finished_before = {c["index"] for c in _manifest(killed / "profiles")["chunks"]}
     cached_before = _cached(killed)
     assert not _manifest(killed / "profiles")["complete"]
