@@ -24,6 +24,9 @@ def check_leakage(rows: dict[str, list[Dialogue]], characters: dict[str, Charact
     an evaluation persona; returns the check's numbers for dataset_info.json and the report."""
     held = {d.character_id for d in rows.get("heldout", [])} | {c.id for c in characters.values() if c.split == "heldout"}
     trained = {d.character_id for s in ("train", "validation") for d in rows.get(s, [])}
+    unknown = sorted(trained - set(characters))
+    if unknown:
+        raise DramatisError(f"dataset: training rows of unknown character(s) {', '.join(unknown[:5])}; run the split stage again")
     same = sorted(trained & held)
     if same:
         raise DramatisError(f"leakage: held-out character(s) {', '.join(same[:5])} have training rows; refusing to write the dataset")

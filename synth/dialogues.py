@@ -90,9 +90,9 @@ def plan_tasks(recipe: Recipe, prompts: list[Prompt], characters: list[Character
     n_held = round(len(prompts) * recipe.split.heldout_prompts) if heldout else 0
     if heldout and recipe.split.heldout_prompts > 0 and len(prompts) >= 2:
         n_held = max(n_held, 1)
-    # The user's character comes from the speaker's own split: a validation character must not appear in
-    # training rows, not even as the user.
-    same_split = {s: [c for c in characters if c.split == s] for s in {c.split for c in characters}}
+    # The user's character comes from the speaker's own split (a validation character must not appear in
+    # training rows, not even as the user) and language (the dialogue has one language).
+    same_split = {(c.split, c.language): [m for m in characters if (m.split, m.language) == (c.split, c.language)] for c in characters}
     tasks = []
     for pool_prompts, pool in ((by_pool[n_held:], trained), (by_pool[:n_held], heldout)):
         for mode in cfg.modes:
@@ -105,7 +105,7 @@ def plan_tasks(recipe: Recipe, prompts: list[Prompt], characters: list[Character
                     turns = len(prompt.turns)
                     if mode == "G" and derive_seed(seed, tid, "multi") / UNIT < cfg.multi_turn_share:
                         turns = max(turns, draw_turns(ranges, seed, tid))
-                    user, mates = "", same_split[character.split]
+                    user, mates = "", same_split[character.split, character.language]
                     if len(mates) > 1 and derive_seed(seed, tid, "user") / UNIT < cfg.user_persona_share:
                         i = derive_seed(seed, tid, "user-pick") % len(mates)
                         user = mates[(i + 1) % len(mates) if mates[i] is character else i].id

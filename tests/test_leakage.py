@@ -188,8 +188,6 @@ def test_a_reworded_heldout_character_is_caught_and_real_characters_are_not(char
     assert plant.id != characters[6].id and leaks[0].detail
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: profile_text (personas/split.py:44) starts with the name, which dominates MiniLM: "
-                   "a held-out profile copied word for word under another name scores 0.744 (< 0.9) and goes through")
 def test_a_heldout_profile_copied_under_another_name_is_caught(characters):
     train, heldout = split_at(characters)
     copy = make("A veteran Summit League basketball coach who has seen plenty of wins and losses and follows the season closely",
@@ -223,9 +221,6 @@ def test_same_name_with_a_different_life_is_another_person(characters):
     assert find_leaks(train + [namesake], heldout, []) == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: personas/embed.py:14 loads the English-only all-MiniLM-L6-v2; two unrelated "
-                   "Chinese Persona Hub personas (a Norwegian biathlon reporter, a Tianjin comedian) score 0.908 and the "
-                   "comedian is dropped as a held-out duplicate")
 def test_distinct_chinese_characters_are_not_near_duplicates():
     seeds = {p.source_line: p for p in load_seeds(str(SEEDS_5K))}
 
