@@ -4,6 +4,7 @@
 """
 
 import json
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -111,6 +112,9 @@ def show(stage_dir: Path) -> None:
 
 
 def main() -> None:
+    # SIGTERM (kill, a scheduler's timeout) must unwind like Ctrl-C: the `finally` blocks then shut vLLM's
+    # engine process down. Seen here: without this, a killed run left its engine core spinning a CPU core.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     app(sys.argv[1:])
 
 
