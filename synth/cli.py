@@ -4,6 +4,7 @@
 """
 
 import json
+import multiprocessing
 import signal
 import sys
 from collections import Counter
@@ -115,7 +116,15 @@ def main() -> None:
     # SIGTERM (kill, a scheduler's timeout) must unwind like Ctrl-C: the `finally` blocks then shut vLLM's
     # engine process down. Seen here: without this, a killed run left its engine core spinning a CPU core.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    app(sys.argv[1:])
+    try:
+        app(sys.argv[1:])
+    finally:
+        # A signal during the engine's start-up comes before the backend object exists to close it.
+        for child in multiprocessing.active_children():
+            child.terminate()
+            child.join(timeout=10)
+            if child.is_alive():
+                child.kill()
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from synth.shards import read_shard
@@ -57,3 +59,24 @@ def test_resume_after_sigkill_gives_identical_rows_and_regenerates_no_finished_r
     assert generated_after == 24 - cached_before
     assert _cached(killed) == 24
     assert not list((killed / "profiles").glob(".*.tmp"))
+
+
+def test_sigterm_mid_run_shuts_the_vllm_engine_down_too(tiny_model, tmp_path):
+    proc = _start(tmp_path / "run")
+    deadline = time.monotonic() + 600
+    # Wait until the engine runs: its processes live in the run's session (the CLI started its own).
+    while len(_session(proc.pid)) < 3:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)  # to the CLI only, as `kill PID` or a scheduler's timeout does
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 60
+    while _session(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _session(proc.pid) == [], "vLLM processes outlived the run"
+
+
+def _session(sid: int) -> list[str]:
+    """Live (not zombie) processes of session `sid`."""
+    out = subprocess.run(["ps", "-e", "-o", "sid=,stat=,comm="], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if line.split()[0] == str(sid) and not line.split()[1].startswith("Z")]
