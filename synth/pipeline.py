@@ -52,28 +52,35 @@ def check_writable(out: Path) -> None:
         raise DramatisError(f"out={out}: cannot write there ({e.strerror})") from None
 
 
-def seeds_stage(recipe: Recipe, personas: list[Persona]) -> Stage:
-    """Exact dedup (first occurrence wins), empty rows out, then a deterministic sample."""
-    first: dict[str, Persona] = {}
-    for p in personas:
-        first.setdefault(p.id, p)
-    # Empty rows are rejected below, so they must not take a sample slot.
-    unique = sorted((pid for pid, p in first.items() if p.text), key=lambda pid: derive_seed(recipe.seed, pid))
-    chosen = set(unique[:recipe.seeds.sample] if recipe.seeds.sample else unique)
+def unique_and_sampled(stage: str, records: list, key, is_empty, chosen: set[str]):
+    """The shared body of the seeds and prompts stages: empty rows and exact duplicates (first occurrence
+    wins) become rejects naming both lines; rows outside the sample `chosen` are counted, not kept."""
+    first = {}
+    for r in records:
+        first.setdefault(key(r), r)
 
-    def process(chunk: list[Persona], counters: Counter):
-        for p in chunk:
-            original = first[p.id]
-            if not p.text:
-                yield Reject(id=p.id, stage="seeds", reason="empty", detail=f"{p.source}:{p.source_line}", record=p.model_dump_json())
-            elif original is not p:
-                yield Reject(id=p.id, stage="seeds", reason="duplicate", duplicate_of=p.id, record=p.model_dump_json(),
-                             detail=f"{p.source}:{p.source_line} repeats line {original.source_line}")
-            elif p.id not in chosen:
+    def process(chunk: list, counters: Counter):
+        for r in chunk:
+            original = first[key(r)]
+            if is_empty(r):
+                yield Reject(id=r.id, stage=stage, reason="empty", detail=f"{r.source}:{r.source_line}", record=r.model_dump_json())
+            elif original is not r:
+                yield Reject(id=r.id, stage=stage, reason="duplicate", duplicate_of=original.id, record=r.model_dump_json(),
+                             detail=f"{r.source}:{r.source_line} repeats {original.source} line {original.source_line}")
+            elif r.id not in chosen:
                 counters["not_sampled"] += 1
             else:
-                yield p
+                yield r
 
+    return process
+
+
+def seeds_stage(recipe: Recipe, personas: list[Persona]) -> Stage:
+    """Exact dedup (first occurrence wins), empty rows out, then a deterministic sample."""
+    # Empty rows are rejected, so they must not take a sample slot.
+    unique = sorted({p.id for p in personas if p.text}, key=lambda pid: (derive_seed(recipe.seed, pid), pid))
+    chosen = set(unique[:recipe.seeds.sample] if recipe.seeds.sample else unique)
+    process = unique_and_sampled("seeds", personas, lambda p: p.id, lambda p: not p.text, chosen)
     return Stage("seeds", Persona, process, recipe.chunk_size, {"seeds": asdict(recipe.seeds), "seed": recipe.seed})
 
 
@@ -136,20 +143,7 @@ def prompts_stage(recipe: Recipe, prompts: list[Prompt]) -> Stage:
         mine = sorted((p.id for p in first.values() if p.source == source and all(p.turns)),
                       key=lambda pid: derive_seed(recipe.seed, pid, "sample"))
         chosen.update(mine[:recipe.instructions.sample] if recipe.instructions.sample else mine)
-
-    def process(chunk: list[Prompt], counters: Counter):
-        for p in chunk:
-            original = first[tuple(p.turns)]
-            if not all(p.turns):
-                yield Reject(id=p.id, stage="prompts", reason="empty", detail=f"{p.source}:{p.source_line}", record=p.model_dump_json())
-            elif original is not p:
-                yield Reject(id=p.id, stage="prompts", reason="duplicate", duplicate_of=original.id, record=p.model_dump_json(),
-                             detail=f"{p.source}:{p.source_line} repeats {original.source}:{original.source_line}")
-            elif p.id not in chosen:
-                counters["not_sampled"] += 1
-            else:
-                yield p
-
+    process = unique_and_sampled("prompts", prompts, lambda p: tuple(p.turns), lambda p: not all(p.turns), chosen)
     return Stage("prompts", Prompt, process, recipe.chunk_size, {"instructions": asdict(recipe.instructions), "seed": recipe.seed})
 
 
