@@ -1,5 +1,6 @@
 # make synth   — set up everything on a fresh machine and run the offline default recipe
 # make test    — set up everything and run the test suite (what CI runs)
+# make publish RUN=runs/demo REPO=user/name   — upload a run's dataset to the Hugging Face Hub (HF_TOKEN)
 # Knobs: RECIPE=path.yaml OUT=runs/x ARGS="key=value ..."   e.g. make synth ARGS="seeds.sample=100"
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -11,7 +12,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: setup synth test bench clean distclean
+.PHONY: setup synth publish test bench clean distclean
 
 # The stamp makes setup idempotent: it reinstalls only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -35,6 +36,12 @@ setup: $(VENV)/.installed
 
 synth: setup
 	$(BIN)/dramatis synth $(RECIPE) $(if $(OUT),out=$(OUT)) $(ARGS)
+
+RUN ?= runs/demo
+REPO ?=
+# ARGS here are publish options, e.g. ARGS="--private" or ARGS="--dry-run"
+publish: setup
+	$(BIN)/dramatis publish $(RUN) $(if $(REPO),--repo $(REPO)) $(ARGS)
 
 test: setup
 	$(OFFLINE) $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -14,6 +14,7 @@ from personas.errors import DramatisError
 from personas.records import Character, Persona, derive_seed, name_key
 
 SPLITS = ("train", "validation", "heldout")
+LEAK_REASONS = ("heldout_same_name", "heldout_near_duplicate", "eval_near_duplicate")
 
 
 def assign_splits(characters: list[Character], seed: int, fractions: dict[str, float]) -> dict[str, str]:

@@ -52,6 +52,15 @@ def _summary(manifests: dict[str, dict], out: Path) -> None:
     typer.echo(f"stages in {out}/<stage>/ (data-*.arrow, rejects-*.arrow, manifest.json)")
 
 
+def _finish(out: Path, fmt: str) -> None:
+    """The report and the folder `dramatis publish` would upload, after the dataset is (re)built."""
+    from synth.publish import build_folder
+    from synth.report import write_report
+
+    typer.echo(f"report     {write_report(out)}")
+    typer.echo(f"publish    {build_folder(out, out / 'hub', fmt)} (dry run: `dramatis publish {out} --repo user/name` uploads it)")
+
+
 def _run(recipe: Path | None, overrides: list[str] | None, stages: tuple[str, ...]) -> None:
     from synth.pipeline import run_synth
     from synth.recipe import load_recipe
@@ -62,14 +71,17 @@ def _run(recipe: Path | None, overrides: list[str] | None, stages: tuple[str, ..
     try:
         r = load_recipe(recipe, overrides)
         manifests = run_synth(r, stages)
+        _summary(manifests, Path(r.out))
+        if "dataset" in stages:
+            _finish(Path(r.out), r.publish.format)
     except DramatisError as e:
         _fail(e)
-    _summary(manifests, Path(r.out))
 
 
 @app.command()
 def synth(recipe: Recipe = None, overrides: Overrides = None) -> None:
-    """Run the whole pipeline of a recipe (seeds → profiles → split → prompts → dialogues → dataset), resuming what a killed run left."""
+    """Run the whole pipeline of a recipe (seeds → profiles → split → prompts → dialogues → curate → dataset,
+    then the report and the publish folder), resuming what a killed run left."""
     from synth.pipeline import STAGES
 
     _run(recipe, overrides, STAGES)
@@ -91,6 +103,58 @@ def profiles(recipe: Recipe = None, overrides: Overrides = None) -> None:
 def dialogues(recipe: Recipe = None, overrides: Overrides = None) -> None:
     """Everything up to the dialogues stage, without rebuilding the dataset folder."""
     _run(recipe, overrides, ("seeds", "profiles", "split", "prompts", "dialogues"))
+
+
+RunFolder = Annotated[Path, typer.Argument(help="a run folder, e.g. runs/demo")]
+
+
+@app.command()
+def curate(run: RunFolder, overrides: Overrides = None) -> None:
+    """Re-curate a finished run from its shards (filters, dedup, dataset, report), no model needed:
+    `dramatis curate runs/demo curate.max_chars=2000 dedup.threshold=0.8`."""
+    from synth.pipeline import curate_run, run_recipe
+
+    try:
+        recipe = run_recipe(run, list(overrides or []))
+        manifests = curate_run(recipe, run)
+        _summary(manifests, run)
+        _finish(run, recipe.publish.format)
+    except DramatisError as e:
+        _fail(e)
+
+
+@app.command()
+def report(run: RunFolder) -> None:
+    """Write the run's data report (Markdown + PNG plots) into RUN/report/."""
+    from synth.report import write_report
+
+    try:
+        typer.echo(write_report(run))
+    except DramatisError as e:
+        _fail(e)
+
+
+@app.command()
+def publish(run: RunFolder,
+            repo: Annotated[str, typer.Option(help="Hub dataset repo, user/name (default: the recipe's publish.repo)")] = "",
+            private: Annotated[bool, typer.Option(help="create the repo private")] = False,
+            dry_run: Annotated[bool, typer.Option(help="only write RUN/hub/, the exact folder that would be uploaded")] = False,
+            format: Annotated[str, typer.Option(help="parquet (the Hub viewer reads it) or arrow")] = "") -> None:
+    """Upload the run's dataset (dialogues + profiles configs, card, plots) to the Hugging Face Hub; a rerun
+    after a failed upload skips the files already there. The token comes from HF_TOKEN or `hf auth login`."""
+    from synth.pipeline import run_recipe
+    from synth.publish import publish as upload
+
+    try:
+        recipe = run_recipe(run)
+        repo = repo or recipe.publish.repo
+        if not repo:
+            raise DramatisError("no repo: give --repo user/name (or set publish.repo in the recipe)")
+        folder = upload(run, repo, private=private or recipe.publish.private, dry_run=dry_run,
+                        fmt=format or recipe.publish.format)
+    except DramatisError as e:
+        _fail(e)
+    typer.echo(f"{folder} " + ("written (dry run: nothing uploaded)" if dry_run else f"uploaded to https://huggingface.co/datasets/{repo}"))
 
 
 @app.command("prepare-model")

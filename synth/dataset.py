@@ -7,7 +7,6 @@ old one and renamed into place, so a failed build leaves the previous dataset wh
 """
 
 import json
-import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from personas.errors import DramatisError
 from personas.records import Character, Persona
 from personas.split import SPLITS, find_leaks
 from synth.records import Dialogue
-from synth.shards import arrow_schema, write_atomic, write_shard
+from synth.shards import arrow_schema, staged_folder, write_atomic, write_shard
 
 
 def check_leakage(rows: dict[str, list[Dialogue]], characters: dict[str, Character], eval_personas: list[Persona],
@@ -49,30 +48,24 @@ def write_dataset(folder: Path, dialogues: list[Dialogue], characters: list[Char
         by_split[d.split].append(d)
     leakage = check_leakage(by_split, {c.id: c for c in characters}, eval_personas, threshold, same_name_threshold)
     schema = arrow_schema(Dialogue)
-    staging, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "data").mkdir(parents=True)
     splits = {}
-    for split in SPLITS:
-        rows = by_split.get(split, [])
-        if not rows:
-            continue
-        n = (len(rows) + shard_rows - 1) // shard_rows
-        files = []
-        for i in range(n):
-            name = f"data/{split}-{i:05d}-of-{n:05d}.arrow"
-            write_shard(staging / name, rows[i * shard_rows:(i + 1) * shard_rows], schema)
-            files.append(name)
-        splits[split] = {"rows": len(rows), "files": files, "characters": len({d.character_id for d in rows}),
-                         "modes": dict(sorted(Counter(d.mode for d in rows).items())),
-                         "turns": dict(sorted(Counter(str(d.turns) for d in rows).items(), key=lambda kv: int(kv[0]))),
-                         "languages": dict(sorted(Counter(d.language for d in rows).items()))}
-    dataset_info = {**(info or {}), "splits": splits, "leakage": leakage,
-                    "features": {f.name: str(f.type) for f in schema}, "messages_column": "messages"}
-    write_atomic(staging / "dataset_info.json", json.dumps(dataset_info, indent=2, ensure_ascii=False).encode())
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    staging.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    with staged_folder(folder) as staging:
+        (staging / "data").mkdir()
+        for split in SPLITS:
+            rows = by_split.get(split, [])
+            if not rows:
+                continue
+            n = (len(rows) + shard_rows - 1) // shard_rows
+            files = []
+            for i in range(n):
+                name = f"data/{split}-{i:05d}-of-{n:05d}.arrow"
+                write_shard(staging / name, rows[i * shard_rows:(i + 1) * shard_rows], schema)
+                files.append(name)
+            splits[split] = {"rows": len(rows), "files": files, "characters": len({d.character_id for d in rows}),
+                             "modes": dict(sorted(Counter(d.mode for d in rows).items())),
+                             "turns": dict(sorted(Counter(str(d.turns) for d in rows).items(), key=lambda kv: int(kv[0]))),
+                             "languages": dict(sorted(Counter(d.language for d in rows).items()))}
+        dataset_info = {**(info or {}), "splits": splits, "leakage": leakage,
+                        "features": {f.name: str(f.type) for f in schema}, "messages_column": "messages"}
+        write_atomic(staging / "dataset_info.json", json.dumps(dataset_info, indent=2, ensure_ascii=False).encode())
     return dataset_info

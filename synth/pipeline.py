@@ -5,24 +5,26 @@ first shard is written, so bad input leaves nothing behind.
 """
 
 import functools
+import json
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
 from personas.errors import DramatisError
 from personas.profiles import character, parse_profile, profile_messages, profile_schema
-from personas.records import Character, Persona, derive_seed
+from personas.records import Character, Persona, derive_seed, name_key
 from personas.seeds import load_seeds
-from personas.split import assign_splits, find_leaks
+from personas.split import assign_splits, find_leaks, profile_text
 from synth.backend import ChatRequest
 from synth.cache import RequestCache
 from synth.llm import generate_validated
+from synth.curate import check_config, curate_stage, find_similar
 from synth.dataset import write_dataset
 from synth.dialogues import dialogues_stage, plan_tasks
 from synth.models import resolve_model
 from synth.prompts import Mapping, load_prompts
 from synth.records import Dialogue, Prompt
-from synth.recipe import BackendConfig, Recipe, as_dict
+from synth.recipe import BackendConfig, DedupConfig, Recipe, as_dict, load_recipe
 from synth.runner import Reject, Stage, load_records, run_stage
 
 
@@ -52,12 +54,14 @@ def check_writable(out: Path) -> None:
         raise DramatisError(f"out={out}: cannot write there ({e.strerror})") from None
 
 
-def unique_and_sampled(stage: str, records: list, key, is_empty, chosen: set[str]):
-    """The shared body of the seeds and prompts stages: empty rows and exact duplicates (first occurrence
-    wins) become rejects naming both lines; rows outside the sample `chosen` are counted, not kept."""
-    first = {}
+def unique_and_sampled(stage: str, records: list, key, is_empty, chosen: set[str], similar: dict | None = None):
+    """The shared body of the seeds and prompts stages: empty rows, exact duplicates (first occurrence
+    wins) and the `similar` ones (id → (reason, id repeated)) become rejects naming both lines; rows
+    outside the sample `chosen` are counted, not kept."""
+    first, similar = {}, similar or {}
     for r in records:
         first.setdefault(key(r), r)
+    by_id = {r.id: r for r in first.values()}
 
     def process(chunk: list, counters: Counter):
         for r in chunk:
@@ -67,6 +71,10 @@ def unique_and_sampled(stage: str, records: list, key, is_empty, chosen: set[str
             elif original is not r:
                 yield Reject(id=r.id, stage=stage, reason="duplicate", duplicate_of=original.id, record=r.model_dump_json(),
                              detail=f"{r.source}:{r.source_line} repeats {original.source} line {original.source_line}")
+            elif r.id in similar:
+                reason, of = similar[r.id]
+                yield Reject(id=r.id, stage=stage, reason=reason, duplicate_of=of, record=r.model_dump_json(),
+                             detail=f"{r.source}:{r.source_line} nearly repeats {by_id[of].source} line {by_id[of].source_line}")
             elif r.id not in chosen:
                 counters["not_sampled"] += 1
             else:
@@ -76,12 +84,19 @@ def unique_and_sampled(stage: str, records: list, key, is_empty, chosen: set[str
 
 
 def seeds_stage(recipe: Recipe, personas: list[Persona]) -> Stage:
-    """Exact dedup (first occurrence wins), empty rows out, then a deterministic sample."""
-    # Empty rows are rejected, so they must not take a sample slot.
-    unique = sorted({p.id for p in personas if p.text}, key=lambda pid: (derive_seed(recipe.seed, pid), pid))
+    """Exact and near-duplicate dedup (first occurrence wins), empty rows out, then a deterministic sample."""
+    first = {}
+    for p in personas:
+        first.setdefault(p.id, p)
+    firsts = [p for p in first.values() if p.text]
+    similar = find_similar([p.id for p in firsts], [p.text for p in firsts], [p.language for p in firsts], recipe.dedup) \
+        if recipe.dedup.seeds else {}
+    # Rejected rows must not take a sample slot.
+    unique = sorted((p.id for p in firsts if p.id not in similar), key=lambda pid: (derive_seed(recipe.seed, pid), pid))
     chosen = set(unique[:recipe.seeds.sample] if recipe.seeds.sample else unique)
-    process = unique_and_sampled("seeds", personas, lambda p: p.id, lambda p: not p.text, chosen)
-    return Stage("seeds", Persona, process, recipe.chunk_size, {"seeds": asdict(recipe.seeds), "seed": recipe.seed})
+    process = unique_and_sampled("seeds", personas, lambda p: p.id, lambda p: not p.text, chosen, similar)
+    settings = {"seeds": asdict(recipe.seeds), "seed": recipe.seed, "dedup": asdict(recipe.dedup)}
+    return Stage("seeds", Persona, process, recipe.chunk_size, settings)
 
 
 def profiles_stage(recipe: Recipe, backend, cache: RequestCache) -> Stage:
@@ -108,12 +123,29 @@ def profiles_stage(recipe: Recipe, backend, cache: RequestCache) -> Stage:
     return Stage("profiles", Character, process, recipe.chunk_size, settings)
 
 
+def duplicate_characters(characters: list[Character], cfg: DedupConfig) -> dict[str, tuple[str, str, str]]:
+    """id → (reason, id repeated, detail): a name an earlier character has (two "Elara Vance"s make the
+    wrong-character check and a trained model mix them up), then profiles that nearly repeat one."""
+    found, named = {}, {}
+    for c in characters:
+        earlier = named.setdefault(name_key(c.name), c)
+        if cfg.names and earlier is not c:
+            found[c.id] = ("duplicate_name", earlier.id, f"'{c.name}' is already {earlier.id}")
+    if cfg.profiles:
+        rest = [c for c in characters if c.id not in found]
+        similar = find_similar([c.id for c in rest], [profile_text(c) for c in rest], [c.language for c in rest], cfg, "_profile")
+        found.update({i: (reason, j, "profile nearly repeats " + j) for i, (reason, j) in similar.items()})
+    return found
+
+
 def split_stage(recipe: Recipe, characters: list[Character], eval_personas: list[Persona]) -> Stage:
     """Characters → train / validation / heldout, before any dialogue; training characters that duplicate a
     held-out or evaluation character are dropped with the reason and the id they duplicate."""
     cfg = recipe.split
-    splits = assign_splits(characters, recipe.seed, {"train": cfg.train, "validation": cfg.validation, "heldout": cfg.heldout})
-    placed = [c.model_copy(update={"split": splits[c.id]}) for c in characters]
+    duplicates = duplicate_characters(characters, recipe.dedup)
+    unique = [c for c in characters if c.id not in duplicates]
+    splits = assign_splits(unique, recipe.seed, {"train": cfg.train, "validation": cfg.validation, "heldout": cfg.heldout})
+    placed = [c.model_copy(update={"split": splits[c.id]}) for c in unique]
     leaks = {leak.character_id: leak for leak in find_leaks(
         [c for c in placed if c.split != "heldout"], [c for c in placed if c.split == "heldout"], eval_personas,
         threshold=cfg.similarity, same_name_threshold=cfg.same_name_similarity)}
@@ -122,14 +154,17 @@ def split_stage(recipe: Recipe, characters: list[Character], eval_personas: list
     def process(chunk: list[Character], counters: Counter):
         for c in chunk:
             leak = leaks.get(c.id)
-            if leak:
+            if c.id in duplicates:
+                reason, of, detail = duplicates[c.id]
+                yield Reject(id=c.id, stage="split", reason=reason, duplicate_of=of, detail=detail, record=c.model_dump_json())
+            elif leak:
                 yield Reject(id=c.id, stage="split", reason=leak.reason, duplicate_of=leak.duplicate_of, detail=leak.detail,
                              record=c.model_dump_json())
             else:
                 counters[f"split_{placed[c.id].split}"] += 1
                 yield placed[c.id]
 
-    settings = {"split": asdict(cfg), "seed": recipe.seed, "eval_personas": len(eval_personas)}
+    settings = {"split": asdict(cfg), "seed": recipe.seed, "eval_personas": len(eval_personas), "dedup": asdict(recipe.dedup)}
     return Stage("split", Character, process, recipe.chunk_size, settings)
 
 
@@ -147,7 +182,7 @@ def prompts_stage(recipe: Recipe, prompts: list[Prompt]) -> Stage:
     return Stage("prompts", Prompt, process, recipe.chunk_size, {"instructions": asdict(recipe.instructions), "seed": recipe.seed})
 
 
-STAGES = ("seeds", "profiles", "split", "prompts", "dialogues", "dataset")
+STAGES = ("seeds", "profiles", "split", "prompts", "dialogues", "curate", "dataset")
 
 
 def _mapping(recipe: Recipe) -> Mapping:
@@ -164,6 +199,7 @@ def run_synth(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> dict[str, dic
     eval_personas = [p for path in recipe.split.eval_sets for p in load_seeds(path, "persona")] if "split" in stages else []
     if "dialogues" in stages:
         plan_tasks(recipe, [], [])  # validates the dialogue knobs
+    check_config(recipe.curate)
     out = Path(recipe.out)
     if recipe.backend.kind not in ("vllm", "openai"):  # else the seeds stage is written before open_backend says so
         raise DramatisError(f"backend.kind={recipe.backend.kind}: use 'vllm' or 'openai'")
@@ -192,13 +228,38 @@ def run_synth(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> dict[str, dic
             tasks = plan_tasks(recipe, kept_prompts, characters, planned)
             manifests["dialogues"] = run_stage(dialogues_stage(recipe, backend, cache, kept_prompts, characters), tasks,
                                                out / "dialogues", resolved)
-        if "dataset" in stages:
-            manifests["dataset"] = write_dataset(
-                out / "dataset", load_records(out / "dialogues", Dialogue), load_records(out / "split", Character), eval_personas,
-                threshold=recipe.split.similarity, same_name_threshold=recipe.split.same_name_similarity,
-                shard_rows=recipe.chunk_size, info={"recipe": recipe.name, "model": recipe.backend.model})
+        manifests.update(curate_run(recipe, out, stages, eval_personas))
     finally:
         cache.close()
         if backend.cache_info().currsize:
             backend().close()
     return manifests
+
+
+def curate_run(recipe: Recipe, out: Path, stages: tuple[str, ...] = ("curate", "dataset"), eval_personas: list[Persona] | None = None) -> dict:
+    """The stages after generation, on a run's shards: no model, so `dramatis curate RUN` re-runs them alone."""
+    check_config(recipe.curate)
+    if eval_personas is None:
+        eval_personas = [p for path in recipe.split.eval_sets for p in load_seeds(path, "persona")]
+    manifests = {}
+    if "curate" in stages:
+        dialogues, characters = load_records(out / "dialogues", Dialogue), load_records(out / "split", Character)
+        manifests["curate"] = run_stage(curate_stage(recipe, dialogues, characters), dialogues, out / "curate", as_dict(recipe))
+    if "dataset" in stages:
+        manifests["dataset"] = write_dataset(
+            out / "dataset", load_records(out / "curate", Dialogue), load_records(out / "split", Character), eval_personas,
+            threshold=recipe.split.similarity, same_name_threshold=recipe.split.same_name_similarity,
+            shard_rows=recipe.chunk_size, info={"recipe": recipe.name, "model": recipe.backend.model})
+    return manifests
+
+
+def run_recipe(out: Path, overrides: list[str] = ()) -> Recipe:
+    """The recipe a run was made with (from its manifests), with `overrides` applied."""
+    # The newest generation stage's recipe: re-curating starts from the recipe's own filters every time.
+    for stage in reversed(STAGES[:STAGES.index("dialogues") + 1]):
+        path = out / stage / "manifest.json"
+        if path.exists():
+            recipe = load_recipe(None, list(overrides), base=json.loads(path.read_text())["recipe"])
+            recipe.out = str(out)  # the run may have moved since
+            return recipe
+    raise DramatisError(f"{out}: not a run folder (no stage manifest in it)")

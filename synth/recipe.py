@@ -94,6 +94,43 @@ class DialoguesConfig:
 
 
 @dataclass
+class DedupConfig:
+    """Persona Hub's recipe: MinHash on word 1-grams, 128 permutations, 0.9; then optionally embeddings at 0.9."""
+
+    ngram: int = knob(1, "MinHash shingles: word n-grams (each Han character counts as a word)")
+    threshold: float = knob(0.9, "estimated Jaccard at or above which two texts are near-duplicates")
+    num_perm: int = knob(128, "MinHash permutations")
+    semantic: bool = knob(False, "also drop English texts whose MiniLM cosine to a kept one reaches semantic_threshold")
+    semantic_threshold: float = knob(0.9, "MiniLM cosine for semantic dedup")
+    seeds: bool = knob(True, "near-duplicate dedup of the seed personas (exact dedup always runs)")
+    profiles: bool = knob(True, "near-duplicate dedup of profiles (name left out), before the split")
+    names: bool = knob(True, "drop a character whose name an earlier character already has")
+    responses: bool = knob(True, "drop a dialogue whose character turns (nearly) repeat an earlier dialogue's")
+
+
+@dataclass
+class CurateConfig:
+    fix_unicode: bool = knob(True, "repair mojibake with ftfy; a turn still broken after repair is dropped")
+    chinese: str = knob("keep", "'keep', 'simplified' or 'traditional': convert Chinese rows with OpenCC")
+    min_chars: int = knob(2, "shortest character turn, in characters")
+    max_chars: int = knob(4000, "longest character turn, in characters")
+    min_turns: int = knob(1, "fewest character turns per dialogue")
+    max_turns: int = knob(64, "most character turns per dialogue")
+    max_garbled: float = knob(0.1, "largest share of a turn that may be control/unassigned characters, U+FFFD or markup tags")
+    max_repeated: float = knob(0.5, "largest share of a turn's word 3-grams that may repeat earlier ones (a looping model)")
+    refusals: bool = knob(True, "drop dialogues where the character refuses like an assistant ('I'm sorry, but I can't')")
+    checks: bool = knob(True, "re-run the generation checks (assistant_speak, wrong_character, wrong_language) on stored turns")
+
+
+@dataclass
+class PublishConfig:
+    repo: str = knob("", "Hugging Face dataset repo, user/name (`dramatis publish --repo` wins)")
+    private: bool = knob(False, "create the repo private")
+    format: str = knob("parquet", "'parquet' (what the Hub's viewer reads) or 'arrow' (our shards as they are)")
+    license: str = knob("auto", "license id for the card; 'auto' inherits it from the seed source")
+
+
+@dataclass
 class BackendConfig:
     kind: str = knob("vllm", "'vllm' (offline engine in this process) or 'openai' (any OpenAI-compatible server)")
     model: str = knob("gemma3-270m", "'gemma3-270m' (offline default), 'tiny' (test model), an HF id or a local folder")
@@ -121,6 +158,9 @@ class Recipe:
     instructions: InstructionsConfig = field(default_factory=InstructionsConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     dialogues: DialoguesConfig = field(default_factory=DialoguesConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    curate: CurateConfig = field(default_factory=CurateConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
 
 
@@ -164,8 +204,11 @@ def _nest(dotted: str, value) -> dict:
     return {head: _nest(rest, value) if rest else value}
 
 
-def load_recipe(path: str | Path | None, overrides: list[str] = ()) -> Recipe:
+def load_recipe(path: str | Path | None, overrides: list[str] = (), base: dict | None = None) -> Recipe:
+    """The recipe at `path` (or `base`, a resolved recipe dict such as a manifest's) with `overrides` applied."""
     recipe = Recipe()
+    if base is not None:
+        _apply(recipe, base, "recipe of the run")
     if path is not None:
         path = Path(path)
         if not path.is_file():

@@ -45,6 +45,9 @@ class Stage:
     process: Callable[[list, Counter], Iterator[BaseModel | Reject]]
     chunk_size: int
     settings: dict = field(default_factory=dict)  # everything besides the input that shapes the output
+    # Cheap deterministic stages (curate) start over when their inputs or settings change, instead of
+    # refusing: re-curating a run with other filters is the point of running them again.
+    rebuild: bool = False
 
 
 def versions() -> dict:
@@ -80,6 +83,12 @@ def run_stage(stage: Stage, inputs: Sequence[BaseModel], folder: Path, recipe: d
     manifest_path = folder / "manifest.json"
     key = fingerprint(inputs, {"stage": stage.name, "chunk_size": stage.chunk_size, **stage.settings})
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    if manifest and manifest.get("fingerprint") != key and stage.rebuild:
+        for chunk in manifest.get("chunks", []):
+            for name in (chunk["file"], chunk["rejects_file"]):
+                if name:
+                    (folder / name).unlink(missing_ok=True)
+        manifest = {}
     if manifest and manifest.get("fingerprint") != key:
         raise DramatisError(
             f"{folder}: holds a '{stage.name}' stage built from other inputs or settings; "

@@ -4,8 +4,10 @@ Shards use the IPC *stream* format, the one `datasets` memory-maps, so `Dataset.
 `load_dataset("arrow", data_files=...)` read them unchanged.
 """
 
+import contextlib
 import hashlib
 import os
+import shutil
 import types
 import typing
 from pathlib import Path
@@ -75,3 +77,22 @@ def read_shard(path: Path) -> pa.Table:
 
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@contextlib.contextmanager
+def staged_folder(folder: Path):
+    """Build a folder's new contents in `<folder>.tmp` (the yielded path) and swap it in when the body ends:
+    a failure on the way leaves the previous folder whole and no half-built one behind."""
+    staging, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    staging.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)

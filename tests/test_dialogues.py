@@ -2,9 +2,6 @@
 the tiny model through the `dramatis` command; then the same recipe killed mid-dialogues and resumed."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import datasets
@@ -14,18 +11,7 @@ from personas.records import Character
 from synth.records import Dialogue, Prompt, Task
 from synth.runner import load_records, shard_paths
 from synth.shards import read_shard
-from tests.conftest import ROOT, kill_after_first_chunk
-
-ARGS = ["synth/recipes/demo.yaml", "backend.model=tiny", "seeds.sample=12", "instructions.sample=3", "chunk_size=4",
-        "dialogues.user_turns=2-3", "dialogues.user_persona_share=0.3", "dialogues.action_cues_share=0.3",
-        "profiles.max_tokens=2048", "dialogues.max_reply_chars=200", "backend.kv_cache_gb=0.5"]
-
-
-def _start(out: Path, *extra: str) -> subprocess.Popen:
-    # Its own session, so a SIGKILL reaches vLLM's engine process too, as a machine crash would.
-    return subprocess.Popen([sys.executable, "-m", "synth.cli", "synth", *ARGS, *extra, f"out={out}"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+from tests.conftest import kill_after_first_chunk, start_tiny_run
 
 
 def _manifest(stage: Path) -> dict:
@@ -37,13 +23,8 @@ def _rows(stage: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def run(tiny_model, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("tiny-run")
-    proc = _start(out)
-    log, _ = proc.communicate(timeout=1200)
-    assert proc.returncode == 0, log[-4000:]
-    (out / "log.txt").write_text(log)
-    return out
+def run(tiny_run) -> Path:
+    return tiny_run
 
 
 def test_every_task_ends_as_a_row_or_a_reject_with_a_reason(run):
@@ -119,11 +100,11 @@ def test_summary_prints_counts_cached_share_and_token_yield(run):
 
 
 def test_killed_mid_dialogues_and_resumed_gives_the_rows_of_an_uninterrupted_run(run, tmp_path):
-    kill_after_first_chunk(_start(tmp_path), tmp_path / "dialogues" / "manifest.json")
+    kill_after_first_chunk(start_tiny_run(tmp_path), tmp_path / "dialogues" / "manifest.json")
     killed = _manifest(tmp_path / "dialogues")
     assert not killed["complete"] and 0 < len(killed["chunks"]) < len(range(0, killed["inputs"], 4))
 
-    again = _start(tmp_path)
+    again = start_tiny_run(tmp_path)
     log, _ = again.communicate(timeout=1200)
     assert again.returncode == 0, log[-4000:]
     # Same recipe, same machine: every stage's rows equal the uninterrupted run's, shard for shard.
