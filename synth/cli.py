@@ -38,10 +38,13 @@ def _summary(manifests: dict[str, dict], out: Path) -> None:
     if spent:
         typer.echo(f"requests: {spent['requests_generated']} generated, {spent['requests_cached']} from cache; "
                    f"tokens: {spent['prompt_tokens']} prompt ({spent['cached_prompt_tokens']} from the prefix cache), "
-                   f"{spent['output_tokens']} output")
+                   f"{spent['output_tokens']} output"
+                   + (f"; reused from the cache: {spent['reused_prompt_tokens']} prompt, {spent['reused_output_tokens']} output"
+                      if spent["requests_cached"] else ""))
     dialogues = manifests.get("dialogues", {}).get("counters", {})
-    if dialogues.get("output_tokens"):
-        typer.echo(f"dialogues: {dialogues.get('kept_output_tokens', 0) / dialogues['output_tokens']:.0%} of output tokens in kept rows, "
+    output = dialogues.get("output_tokens", 0) + dialogues.get("reused_output_tokens", 0)
+    if output:
+        typer.echo(f"dialogues: {dialogues.get('kept_output_tokens', 0) / output:.0%} of output tokens in kept rows, "
                    f"{dialogues.get('cached_prompt_tokens', 0) / max(dialogues.get('prompt_tokens', 0), 1):.0%} of prompt tokens from the prefix cache")
     if "dataset" in manifests:
         info = manifests["dataset"]

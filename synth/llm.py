@@ -29,6 +29,11 @@ def complete(backend: Backend, cache: RequestCache, requests: list[ChatRequest],
         counters["output_tokens"] += r.output_tokens
         counters["cached_prompt_tokens"] += r.cached_tokens
         counters["backend_retries"] += r.retries
+    # A cached result's tokens were spent by an earlier run: counted apart, so a resumed run's token yield
+    # (kept tokens over all tokens its rows cost) and its cost of this run both stay right.
+    for i in set(range(len(keys))) - set(todo):
+        counters["reused_prompt_tokens"] += found[keys[i]].prompt_tokens
+        counters["reused_output_tokens"] += found[keys[i]].output_tokens
     counters["requests_generated"] += len(todo)
     counters["requests_cached"] += len(keys) - len(todo)
     return [found[k] for k in keys]

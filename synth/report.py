@@ -27,7 +27,7 @@ from synth.records import Dialogue
 from synth.runner import load_records
 from synth.shards import read_shard, staged_folder
 
-TOKENS = ("prompt_tokens", "cached_prompt_tokens", "output_tokens")
+TOKENS = ("prompt_tokens", "cached_prompt_tokens", "output_tokens", "reused_prompt_tokens", "reused_output_tokens")
 REQUESTS = ("requests_generated", "requests_cached")
 SAMPLES_PER_MODE, TURN_CHARS = 2, 300
 DROP_COLORS = ("tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
@@ -75,10 +75,12 @@ def tokens(manifests: dict[str, dict]) -> dict:
     total = {k: sum(s[k] for s in per_stage.values()) for k in TOKENS + REQUESTS}
     dialogues = manifests.get("dialogues", {}).get("counters", {})
     # GUIDE §7: ≥ 95% of generated dialogue tokens should end in kept rows; retries and rejects are the waste.
-    has_yield = "kept_output_tokens" in dialogues and dialogues.get("output_tokens")
+    # Output tokens of results taken from the request cache count too: the rows cost them, in an earlier run.
+    output = dialogues.get("output_tokens", 0) + dialogues.get("reused_output_tokens", 0)
+    has_yield = "kept_output_tokens" in dialogues and output
     return {"per_stage": per_stage, "total": total,
-            "yield": dialogues["kept_output_tokens"] / dialogues["output_tokens"] if has_yield else None,
-            "kept_output_tokens": dialogues.get("kept_output_tokens"), "dialogue_output_tokens": dialogues.get("output_tokens"),
+            "yield": dialogues["kept_output_tokens"] / output if has_yield else None,
+            "kept_output_tokens": dialogues.get("kept_output_tokens"), "dialogue_output_tokens": output,
             "prefix_cache_share": total["cached_prompt_tokens"] / total["prompt_tokens"] if total["prompt_tokens"] else None}
 
 
@@ -235,10 +237,13 @@ def _outcomes(per_stage: dict[str, dict]):
 
 def _tokens(per_stage: dict[str, dict]):
     fig, ax = _axes("Tokens spent per stage", "stage", "tokens")
-    stages, width = list(per_stage), 0.27
-    kinds = [("prompt_tokens", "prompt"), ("cached_prompt_tokens", "prompt from prefix cache"), ("output_tokens", "output")]
+    stages, width = list(per_stage), 0.19
+    kinds = [("prompt_tokens", "prompt"), ("cached_prompt_tokens", "prompt from prefix cache"), ("output_tokens", "output"),
+             ("reused", "reused from the request cache")]
     for i, (key, label) in enumerate(kinds):
-        bars = ax.bar([x + (i - 1) * width for x in range(len(stages))], [per_stage[s][key] for s in stages], width, label=label)
+        values = [per_stage[s]["reused_prompt_tokens"] + per_stage[s]["reused_output_tokens"] if key == "reused" else per_stage[s][key]
+                  for s in stages]
+        bars = ax.bar([x + (i - 1.5) * width for x in range(len(stages))], values, width, label=label)
         ax.bar_label(bars, fmt="{:,.0f}", fontsize=7)
     ax.set_xticks(range(len(stages)), stages)
     ax.margins(y=0.12)
@@ -299,10 +304,13 @@ def headline(n: dict) -> list[str]:
     per_split = " (" + " · ".join(f"{k} {v['rows']:,}" for k, v in n["splits"].items()) + ")" if n["splits"] else ""
     lines.append(f"- **Final rows** ({n['final']['source'] or 'none'}): {n['final']['rows']:,}{per_split}")
     if t["per_stage"]:
+        reused = (f" ({total['requests_cached']:,} more answered from the request cache: {total['reused_prompt_tokens']:,} prompt + "
+                  f"{total['reused_output_tokens']:,} output tokens spent by an earlier run)" if total["requests_cached"] else "")
         lines.append(f"- **Tokens spent**: {total['prompt_tokens']:,} prompt + {total['output_tokens']:,} output in "
-                     f"{total['requests_generated']:,} requests ({total['requests_cached']:,} more answered from the request cache)")
-        lines.append(f"- **Prefix-cache share**: {_pct(t['prefix_cache_share'])} of prompt tokens "
-                     f"({total['cached_prompt_tokens']:,} of {total['prompt_tokens']:,})")
+                     f"{total['requests_generated']:,} requests{reused}")
+        if total["prompt_tokens"]:
+            lines.append(f"- **Prefix-cache share**: {_pct(t['prefix_cache_share'])} of prompt tokens "
+                         f"({total['cached_prompt_tokens']:,} of {total['prompt_tokens']:,})")
     if t["yield"] is not None:
         lines.append(f"- **Token yield**: {_pct(t['yield'])} of dialogue output tokens ended in kept rows "
                      f"({t['kept_output_tokens']:,} of {t['dialogue_output_tokens']:,})")

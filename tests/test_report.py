@@ -21,7 +21,7 @@ from personas.seeds import persona
 from synth.dataset import write_dataset
 from synth.pipeline import STAGES
 from synth.records import Dialogue, Message, Prompt, Task
-from synth.report import gather, leakage, write_report
+from synth.report import gather, leakage, tokens, write_report
 from synth.runner import Reject, Stage, load_records, run_stage
 from tests.conftest import SEEDS_5K
 
@@ -191,8 +191,10 @@ def test_kept_and_dropped_by_reason_are_counted_exactly_with_their_shares(plante
 def test_tokens_yield_and_prefix_cache_share_come_from_the_counters(planted):
     t = gather(planted)["tokens"]
     assert t["per_stage"]["profiles"] == {"prompt_tokens": 800, "cached_prompt_tokens": 420, "output_tokens": 400,
+                                          "reused_prompt_tokens": 0, "reused_output_tokens": 0,
                                           "requests_generated": 8, "requests_cached": 0}
     assert t["per_stage"]["dialogues"] == {"prompt_tokens": 15000, "cached_prompt_tokens": 12000, "output_tokens": 1500,
+                                           "reused_prompt_tokens": 0, "reused_output_tokens": 0,
                                            "requests_generated": 30, "requests_cached": 0}
     assert t["total"]["prompt_tokens"] == 15800 and t["total"]["output_tokens"] == 1900
     assert t["yield"] == 12 * 75 / 1500 and t["prefix_cache_share"] == 12420 / 15800
@@ -349,3 +351,12 @@ def test_report_of_a_real_tiny_run_matches_its_manifests(tiny_run):
     assert f"- **Final rows** (dataset): {rows:,}" in md
     assert "- **Leakage**: PASS — 0 held-out characters in training splits, 0 near-duplicates" in md
     print("\n".join(line for line in md.splitlines() if line.startswith("- **")))
+
+
+def test_token_yield_counts_the_output_a_resumed_run_took_from_the_request_cache():
+    # A resumed run generated 100 output tokens now and reused 300 from the cache; its kept rows hold 200.
+    counters = {"output_tokens": 100, "reused_output_tokens": 300, "kept_output_tokens": 200, "prompt_tokens": 50,
+                "cached_prompt_tokens": 10, "reused_prompt_tokens": 900, "requests_generated": 2, "requests_cached": 6}
+    t = tokens({"dialogues": {"counters": counters}})
+    assert t["yield"] == 0.5 and t["dialogue_output_tokens"] == 400
+    assert t["total"]["reused_prompt_tokens"] == 900 and t["prefix_cache_share"] == 0.2
