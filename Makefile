@@ -1,5 +1,6 @@
 # make synth   — set up everything on a fresh machine and run the offline default recipe
 # make test    — set up everything and run the test suite (what CI runs)
+# make train   — fine-tune Gemma 3 270M with LoRA on runs/demo/dataset (TRAIN_RECIPE=..., ARGS="key=value ...")
 # make publish RUN=runs/demo REPO=user/name   — upload a run's dataset to the Hugging Face Hub (HF_TOKEN)
 # Knobs: RECIPE=path.yaml OUT=runs/x ARGS="key=value ..."   e.g. make synth ARGS="seeds.sample=100"
 SHELL := /bin/bash
@@ -12,7 +13,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: setup synth publish test bench clean distclean
+.PHONY: setup synth train publish test bench clean distclean
 
 # The stamp makes setup idempotent: it reinstalls only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -36,6 +37,10 @@ setup: $(VENV)/.installed
 
 synth: setup
 	$(BIN)/dramatis synth $(RECIPE) $(if $(OUT),out=$(OUT)) $(ARGS)
+
+TRAIN_RECIPE ?= train/recipes/demo-lora.yaml
+train: setup
+	$(OFFLINE) $(BIN)/dramatis train $(TRAIN_RECIPE) $(ARGS)
 
 RUN ?= runs/demo
 REPO ?=

@@ -160,6 +160,37 @@ def publish(run: RunFolder,
     typer.echo(f"{folder} " + ("written (dry run: nothing uploaded)" if dry_run else f"uploaded to https://huggingface.co/datasets/{repo}"))
 
 
+@app.command()
+def train(recipe: Recipe = None, overrides: Overrides = None,
+          resume: Annotated[bool, typer.Option(help="continue from the last checkpoint in the recipe's out folder")] = False) -> None:
+    """Fine-tune on a Dramatis dataset with TRL (LoRA or full): `dramatis train train/recipes/demo-lora.yaml`."""
+    from train.recipe import load_train_recipe
+    from train.sft import run
+
+    overrides = list(overrides or [])
+    if recipe is not None and "=" in recipe.name and not recipe.exists():
+        recipe, overrides = None, [str(recipe), *overrides]
+    try:
+        loaded = load_train_recipe(recipe, overrides)
+        if loaded.grid:
+            from train.grid import run_grid
+
+            run_grid(loaded, resume=resume)
+            typer.echo(f"grid: {Path(loaded.out) / 'grid.md'}")
+            return
+        info = run(loaded, resume=resume)
+    except DramatisError as e:
+        _fail(e)
+    losses = f"train loss {info['first_train_loss']:.3f} → {info['final_train_loss']:.3f}" if info["final_train_loss"] is not None else ""
+    if info["final_eval_loss"] is not None:
+        losses += f"; validation loss {info['base_eval_loss'] or info['first_eval_loss']:.3f} → {info['final_eval_loss']:.3f}"
+    typer.echo(f"trained {info['steps']} steps in {info['seconds']:.0f} s on {info['train_rows']} rows "
+               f"({info['supervised_tokens']} supervised tokens); {losses}")
+    typer.echo(f"reading: {info['reading']}")
+    typer.echo(f"weights {info['weights']}" + (f"; merged model {info['merged']}" if info.get("merged") else "")
+               + f"; curve {Path(info['recipe']['out']) / 'loss.png'}")
+
+
 @app.command("prepare-model")
 def prepare_model() -> None:
     """Build the offline default model folder (Gemma 3 270M) once; prints its path."""

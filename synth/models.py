@@ -34,7 +34,8 @@ def prepare_gemma(out: Path = GEMMA_DIR) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    # TRL's Gemma 3 template has {% generation %} markers, so assistant_only_loss works with it.
+    # TRL's Gemma 3 chat template, for inference; training renders the same text with generation markers
+    # around the character's turns (train/chat_templates/gemma3.jinja) to build the loss mask.
     tokenizer.chat_template = gemma3_chat_template
     model.generation_config = GenerationConfig(bos_token_id=2, pad_token_id=0, eos_token_id=GEMMA_END_IDS)
     tmp = out.with_name(out.name + ".tmp")

@@ -177,24 +177,30 @@ def _coerce(key: str, value, default):
     kind = type(default)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and kind in (float, str):
         return kind(value)  # YAML reads `1` for a float knob and `123` for a name: both are meant as given
+    if kind is float and isinstance(value, str):
+        try:
+            return float(value)  # YAML 1.1 reads `3e-4` (no dot) as a string; everyone writes learning rates so
+        except ValueError:
+            pass
     if type(value) is not kind:
         raise DramatisError(f"{key}: expected {kind.__name__}, got {value!r}")
     return value
 
 
-def _apply(obj, data: dict, where: str, prefix: str = "") -> None:
+def _apply(obj, data: dict, where: str, prefix: str = "", root: type | None = None) -> None:
     names = {f.name: f for f in dataclasses.fields(obj)}
+    root = root or type(obj)
     for key, value in data.items():
         full = prefix + str(key)
         if key not in names:
-            close = difflib.get_close_matches(full, _keys(Recipe), n=1)
+            close = difflib.get_close_matches(full, _keys(root), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise DramatisError(f"{where}: unknown recipe key '{full}'{hint}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise DramatisError(f"{where}: '{full}' is a section; give it keys, not {value!r}")
-            _apply(current, value, where, full + ".")
+            _apply(current, value, where, full + ".", root)
         else:
             setattr(obj, key, _coerce(f"{where}: {full}", value, current))
 
@@ -204,9 +210,10 @@ def _nest(dotted: str, value) -> dict:
     return {head: _nest(rest, value) if rest else value}
 
 
-def load_recipe(path: str | Path | None, overrides: list[str] = (), base: dict | None = None) -> Recipe:
-    """The recipe at `path` (or `base`, a resolved recipe dict such as a manifest's) with `overrides` applied."""
-    recipe = Recipe()
+def load_recipe(path: str | Path | None, overrides: list[str] = (), base: dict | None = None, kind: type = Recipe):
+    """The recipe at `path` (or `base`, a resolved recipe dict such as a manifest's) with `overrides` applied;
+    `kind` is the recipe dataclass (synth's `Recipe`, train's `TrainRecipe`)."""
+    recipe = kind()
     if base is not None:
         _apply(recipe, base, "recipe of the run")
     if path is not None:

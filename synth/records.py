@@ -32,6 +32,8 @@ class Task(BaseModel):
 class Message(BaseModel):
     role: str
     content: str
+    # OpenAI's fine-tuning format: weight 0 marks a character turn not to train on (train.loss=flags).
+    weight: int = Field(default=1, description="1: train on this character turn, 0: keep it as context only")
 
 
 class Dialogue(BaseModel):
