@@ -90,8 +90,39 @@ def sft_config(recipe: TrainRecipe, out: Path, has_eval: bool, dtype):
         eval_steps=t.eval_steps or t.save_steps or None,
         save_strategy="steps" if t.save_steps else "epoch", save_steps=t.save_steps or 500, save_total_limit=t.save_total_limit,
         save_only_model=False,  # optimizer, scheduler and RNG states: a resumed run continues exactly
-        report_to="none", disable_tqdm=True,
+        report_to="none", disable_tqdm=True, prediction_loss_only=True,
     )
+
+
+def trainer_class():
+    import torch
+    import torch.nn.functional as F
+    from trl import SFTTrainer
+
+    class CharacterTurnTrainer(SFTTrainer):
+        """SFTTrainer whose loss runs the LM head only where a label is supervised. Gemma's head has 262k rows
+        (62% of its weights): measured here, one LoRA step on 4×550 tokens took 47 s with every position's
+        logits and 17 s with the supervised ones only (TRL's fused head computes them all too)."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            causal = self.accelerator.unwrap_model(model)
+            causal = causal.get_base_model() if hasattr(causal, "get_base_model") else causal  # LoRA layers sit inside it
+            labels = inputs["labels"]
+            hidden = causal.get_decoder()(**{k: v for k, v in inputs.items() if k != "labels"}, use_cache=False).last_hidden_state
+            targets = labels[:, 1:]
+            chosen = targets != IGNORE
+            logits = causal.get_output_embeddings()(hidden[:, :-1][chosen]).float()
+            cap = getattr(causal.config, "final_logit_softcapping", None)
+            if cap:
+                logits = torch.tanh(logits / cap) * cap
+            count = num_items_in_batch if num_items_in_batch is not None else chosen.sum()
+            loss = F.cross_entropy(logits, targets[chosen], reduction="sum") / torch.as_tensor(count).clamp(min=1)
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["mean_token_accuracy"].append((logits.argmax(-1) == targets[chosen]).float().mean().item()
+                                                               if chosen.any() else 0.0)
+            return (loss, None) if return_outputs else loss
+
+    return CharacterTurnTrainer
 
 
 def run(recipe: TrainRecipe, resume: bool = False) -> dict:
@@ -99,8 +130,6 @@ def run(recipe: TrainRecipe, resume: bool = False) -> dict:
     from peft import LoraConfig
     from transformers import AutoTokenizer
     from transformers.trainer_callback import PrinterCallback
-    from trl import SFTTrainer
-
     from synth.models import resolve_model
     from train.curves import Metrics, Progress, with_base, write_curves
 
@@ -125,7 +154,7 @@ def run(recipe: TrainRecipe, resume: bool = False) -> dict:
                       else [m.strip() for m in recipe.lora.target_modules.split(",")]) if t.method == "lora" else None
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "recipe.json", json.dumps(as_dict(recipe), indent=2).encode())
-    trainer = SFTTrainer(model=model_path, args=sft_config(recipe, out, eval_rows is not None, dtype), train_dataset=train_rows,
+    trainer = trainer_class()(model=model_path, args=sft_config(recipe, out, eval_rows is not None, dtype), train_dataset=train_rows,
                          eval_dataset=eval_rows, processing_class=tokenizer, peft_config=peft,
                          callbacks=[Metrics(out), Progress()])
     trainer.remove_callback(PrinterCallback)  # our progress bar shows the numbers; the printer would repeat them as dicts
