@@ -8,6 +8,7 @@ loss still falling clearly over the last quarter has not converged (more epochs 
 
 import json
 import statistics
+import textwrap
 import time
 from pathlib import Path
 
@@ -113,8 +114,8 @@ def write_curves(history: list[dict], out: Path) -> dict:
     ax.set(title="Loss per step", xlabel="optimizer step", ylabel="loss (character turns only)")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.text(0.01, 0.01, line[:110], fontsize=7)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.text(0.01, 0.01, textwrap.fill(line, 120), fontsize=7)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(out / "loss.png")
     return {"final_train_loss": train[-1][1] if train else None, "first_train_loss": train[0][1] if train else None,
             "first_eval_loss": evals[0][1] if evals else None, "final_eval_loss": evals[-1][1] if evals else None,
