@@ -236,7 +236,7 @@ def test_dry_run_folder_loads_with_datasets_and_its_card_parses(run_copy, tmp_pa
     assert {s: len(d) for s, d in dialogues.items()} == {s: e["rows"] for s, e in info["splits"].items()}
     for row in dialogues["train"]:
         assert row["messages"][0]["role"] == "system" and {m["role"] for m in row["messages"][1:]} == {"user", "assistant"}
-        assert all(set(m) == {"role", "content"} and isinstance(m["content"], str) for m in row["messages"])
+        assert all(set(m) == {"role", "content", "weight"} and isinstance(m["content"], str) for m in row["messages"])
     expected = {}
     for c in load_records(run_copy / "split", Character):
         expected.setdefault(c.split, []).append(c.id)
