@@ -19,7 +19,7 @@ import ftfy
 
 from personas.errors import DramatisError, Rejected
 from personas.records import Character
-from synth.dedup import HAN, WORD, near_duplicates, semantic_duplicates
+from synth.dedup import near_duplicates, semantic_duplicates, words
 from synth.dialogues import names_of
 from synth.quality import CODE_BLOCK, WORDLIKE, check_turn
 from synth.recipe import CurateConfig, DedupConfig, Recipe
@@ -68,13 +68,6 @@ def garbled_share(text: str) -> float:
     bad += sum(1 for ch in MARKUP.sub("", prose)
                if ch == "\ufffd" or (unicodedata.category(ch)[0] == "C" and ch not in "\n\r\t"))
     return bad / max(len(text), 1)
-
-
-def words(text: str) -> list[str]:
-    out = []
-    for token in WORD.findall(text.casefold()):
-        out += list(token) if HAN.search(token) else [token]
-    return out
 
 
 def repeated_share(text: str, n: int = 3) -> float:

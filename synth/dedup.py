@@ -18,14 +18,19 @@ WORD = re.compile(r"\w+", re.UNICODE)
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
+def words(text: str) -> list[str]:
+    """The casefolded text's words; Chinese has no spaces, so each Han character is a word."""
+    tokens = WORD.findall(text.casefold())
+    if not HAN.search(text):
+        return tokens
+    return [w for token in tokens for w in (list(token) if HAN.search(token) else [token])]
+
+
 def _grams(text: str, ngram: int) -> frozenset[str]:
-    text = text.casefold()
-    words = WORD.findall(text)
-    if HAN.search(text):  # Chinese has no spaces, so each Han character is a word
-        words = [w for token in words for w in (list(token) if HAN.search(token) else [token])]
-    if ngram == 1 and words:
-        return frozenset(words)
-    return frozenset(" ".join(words[i:i + ngram]) for i in range(max(len(words) - ngram + 1, 1)))
+    tokens = words(text)
+    if ngram == 1 and tokens:
+        return frozenset(tokens)
+    return frozenset(" ".join(tokens[i:i + ngram]) for i in range(max(len(tokens) - ngram + 1, 1)))
 
 
 def shingles(text: str, ngram: int = 1) -> list[bytes]:
