@@ -13,6 +13,12 @@
 4. dedup: MinHash LSH near-duplicates over 200,000 rows made from the 5,000 real Persona Hub seeds with planted
    edits, end to end (GUIDE §7 goal ≤ 30 s on 2 cores), with recall and false positives against the true word
    Jaccard of the planted pairs. Alone: .venv/bin/python scripts/bench.py only=dedup [dedup_rows=200000]
+5. packing: one epoch of the tiny model over the same 160 real-text rows (scripts/sample_dataset.py; 1-3 turns,
+   whole self-instruct answers, so lengths vary as in real data), TRL's `bfd` packing vs padded batches —
+   non-padding tokens/s, the ratio packed / unpacked;
+6. train step: seconds per optimizer step of the Gemma LoRA demo recipe (train/recipes/demo-lora.yaml, batch 4,
+   max length 1024) on the demo dataset when `make synth` made it, else on the sample rows (said in the table).
+   Alone: .venv/bin/python scripts/bench.py only=packing,train_step
 Results also go to bench-out/bench.json, with the machine they came from.
 """
 
@@ -247,8 +253,47 @@ def exact_near_duplicates(sets: list[frozenset], threshold: float) -> dict[int, 
     return truth
 
 
+def bench_packing(model: str, rows: int = 160) -> dict:
+    from scripts.sample_dataset import build
+    from synth.models import resolve_model
+    from train.recipe import load_train_recipe
+    from train.sft import run
+
+    data = build(OUT / "train-data" / "dataset", rows)
+    result = {}
+    for packing in (False, True):
+        out = OUT / f"packing-{packing}".lower()
+        shutil.rmtree(out, ignore_errors=True)
+        info = run(load_train_recipe(None, [f"model.base={resolve_model(model)}", f"data={data}", f"out={out}", "train.epochs=1",
+                                            "train.batch_size=8", "train.max_length=1024", f"train.packing={packing}",
+                                            "train.logging_steps=1000", "merge=false"]))
+        result["packed" if packing else "padded"] = {"steps": info["steps"], "tokens": info["tokens_seen"],
+                                                     "seconds": info["train_seconds"], "tok_s": info["tokens_seen"] / info["train_seconds"]}
+    result["ratio"] = result["packed"]["tok_s"] / result["padded"]["tok_s"]
+    return result
+
+
+def bench_train_step(steps: int = 4) -> dict:
+    from scripts.sample_dataset import build
+    from train.recipe import load_train_recipe
+    from train.sft import run
+
+    demo = Path("runs/demo/dataset")
+    data = demo if (demo / "dataset_info.json").is_file() else build(OUT / "train-data" / "dataset")
+    out = OUT / "train-step"
+    shutil.rmtree(out, ignore_errors=True)
+    recipe = load_train_recipe(Path("train/recipes/demo-lora.yaml"), [f"data={data}", f"out={out}", f"train.max_steps={steps}", "merge=false"])
+    info = run(recipe)
+    # What a whole demo run costs at this speed: its steps are epochs × batches of its training rows.
+    demo_steps = math.ceil(info["train_rows"] / recipe.train.batch_size) * math.ceil(recipe.train.epochs)
+    s_per_step = info["train_seconds"] / info["steps"]
+    return {"data": str(data), "steps": info["steps"], "seconds": info["train_seconds"], "s_per_step": s_per_step,
+            "tokens": info["tokens_seen"], "tok_s": info["tokens_seen"] / info["train_seconds"],
+            "demo_steps": demo_steps, "demo_minutes": demo_steps * s_per_step / 60}
+
+
 def main(argv: list[str]) -> None:
-    benches = ("engine", "overhead", "prefix", "dedup")
+    benches = ("engine", "overhead", "prefix", "dedup", "packing", "train_step")
     opts = {"model": "tiny", "n": "64", "max_tokens": "64", "records": "50000", "characters": "32",
             "dedup_rows": "200000", "only": ",".join(benches)}
     for arg in argv:
@@ -294,6 +339,18 @@ def main(argv: list[str]) -> None:
              f"(their J {dedup['false_positive_jaccard'][0]:.2f}–{dedup['false_positive_jaccard'][1]:.2f})",
              f"{dedup['precision']:.3f}", "false ones only near 0.9"),
         ]
+    if "packing" in only:
+        packing = results["packing"] = bench_packing(opts["model"])
+        padded, packed = packing["padded"], packing["packed"]
+        rows.append(("training tokens/s, packed vs padded", f"{packed['tok_s']:,.0f} vs {padded['tok_s']:,.0f} tok/s "
+                     f"({packed['steps']} vs {padded['steps']} steps)", f"{packing['ratio']:.3f}", "packed / padded > 1"))
+        notes.append(f"packing: model {opts['model']}, one epoch, {padded['tokens']:,} tokens both ways")
+    if "train_step" in only:
+        step = results["train_step"] = bench_train_step()
+        rows.append(("Gemma LoRA demo, seconds per step", f"{step['s_per_step']:.1f} s/step, {step['tok_s']:,.0f} tok/s; "
+                     f"demo {step['demo_steps']} steps ≈ {step['demo_minutes']:.1f} min", f"{10 / step['demo_minutes']:.2f}",
+                     "≥ 1.00 (demo ≤ 10 min)"))
+        notes.append(f"train step: demo-lora recipe on {step['data']}")
     print("\n" + "; ".join([f"machine: {machine}", *notes]))
     print(f"| {'benchmark':38s} | {'measured':44s} | {'ratio':6s} | goal |")
     print(f"|{'-' * 40}|{'-' * 46}|{'-' * 8}|------|")

@@ -162,8 +162,11 @@ def publish(run: RunFolder,
 
 @app.command()
 def train(recipe: Recipe = None, overrides: Overrides = None,
-          resume: Annotated[bool, typer.Option(help="continue from the last checkpoint in the recipe's out folder")] = False) -> None:
-    """Fine-tune on a Dramatis dataset with TRL (LoRA or full): `dramatis train train/recipes/demo-lora.yaml`."""
+          resume: Annotated[bool, typer.Option(help="continue from the last checkpoint in the recipe's out folder")] = False,
+          push: Annotated[str | None, typer.Option(help="upload the trained model to this Hub repo (user/name); token from HF_TOKEN or `hf auth login`")] = None,
+          private: Annotated[bool, typer.Option(help="with --push: create the repo private")] = False) -> None:
+    """Fine-tune on a Dramatis dataset with TRL (LoRA or full): `dramatis train train/recipes/demo-lora.yaml [--push user/name]`."""
+    from synth.hub import check_repo, hub_token
     from train.recipe import load_train_recipe
     from train.sft import run
 
@@ -172,6 +175,12 @@ def train(recipe: Recipe = None, overrides: Overrides = None,
         recipe, overrides = None, [str(recipe), *overrides]
     try:
         loaded = load_train_recipe(recipe, overrides)
+        token = None
+        if push is not None:  # before training: a missing token or a bad repo id must not cost a training run
+            if loaded.grid:
+                raise DramatisError("--push: a grid trains several models; push one of its runs with its own recipe")
+            check_repo(push, "--push")
+            token = hub_token("no --push")
         if loaded.grid:
             from train.grid import run_grid
 
@@ -189,6 +198,14 @@ def train(recipe: Recipe = None, overrides: Overrides = None,
     typer.echo(f"reading: {info['reading']}")
     typer.echo(f"weights {info['weights']}" + (f"; merged model {info['merged']}" if info.get("merged") else "")
                + f"; curve {Path(info['recipe']['out']) / 'loss.png'}")
+    if push is not None:
+        from train.push import push as upload
+
+        try:
+            folder = upload(Path(loaded.out), push, token, private=private)
+        except DramatisError as e:
+            _fail(e)
+        typer.echo(f"pushed {folder} to https://huggingface.co/{push}")
 
 
 @app.command("prepare-model")

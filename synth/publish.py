@@ -10,14 +10,11 @@ Layout of `RUN/hub/` (exactly what is uploaded; `--dry-run` stops after writing 
     profiles/{split}-NNNNN-of-NNNNN.parquet     config `profiles`: the characters, by the same split
     report/*.png                                the run's plots (RUN/report/*.png), when the report made them
 
-The token comes only from `huggingface_hub.get_token()` (HF_TOKEN or `hf auth login`) and is never written.
-Resuming: the folder is deterministic (same run → byte-identical files) and `HfApi.upload_folder` (hf_xet's
-streamed pipeline in huggingface_hub 2.x, which replaced `upload_large_folder`) skips every file whose remote
-oid equals the local one, so rerunning after a failed upload sends only what did not arrive.
+Token and upload: synth/hub.py. Resuming: the folder is deterministic (same run → byte-identical files), so
+rerunning after a failed upload sends only what did not arrive.
 """
 
 import json
-import os
 import shutil
 from collections import Counter
 from importlib import metadata
@@ -32,6 +29,7 @@ from personas.errors import DramatisError
 from personas.records import Character, ProfileFields
 from personas.split import SPLITS
 from synth.pipeline import run_recipe
+from synth.hub import check_repo, hub_token, upload
 from synth.recipe import as_dict
 from synth.records import Dialogue
 from synth.report import leakage, outcomes, read_stages
@@ -45,17 +43,6 @@ ROW_GROUP = 1000
 PERSONA_HUB = "cc-by-nc-sa-4.0"
 SIZES = [(10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"), (10**7, "1M<n<10M"),
          (10**8, "10M<n<100M"), (10**9, "100M<n<1B"), (10**10, "1B<n<10B"), (10**11, "10B<n<100B"), (10**12, "100B<n<1T")]
-
-
-def check_repo(repo: str) -> None:
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    try:
-        validate_repo_id(repo)
-    except HFValidationError as e:
-        raise DramatisError(f"--repo {repo!r}: not a Hub repo id ({e}); write it as user/name") from None
-    if repo.count("/") != 1:
-        raise DramatisError(f"--repo {repo!r}: write it as user/name (your user or organization, then the dataset name)")
 
 
 def check_format(fmt: str) -> None:
@@ -268,37 +255,12 @@ def build_folder(run: Path, folder: Path, fmt: str = "parquet", *, repo: str = "
     return folder
 
 
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").upper() in constants.ENV_VARS_TRUE_VALUES
-
-
 def publish(run: Path, repo: str, *, private: bool = False, dry_run: bool = False, fmt: str = "parquet") -> Path:
     """Build RUN/hub and upload it to the dataset repo `repo` (created if missing); returns the folder."""
-    from huggingface_hub import HfApi, get_token
-
     check_repo(repo)
     check_format(fmt)
-    token = None
-    if not dry_run:  # before the build, so a missing token costs no conversion
-        token = get_token()
-        if not token:
-            raise DramatisError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
-        if _offline():
-            raise DramatisError("HF_HUB_OFFLINE is set: the Hub cannot be reached; unset it to upload, or use --dry-run")
+    token = None if dry_run else hub_token()  # before the build, so a missing token costs no conversion
     folder = build_folder(Path(run), Path(run) / "hub", fmt, repo=repo)
-    if dry_run:
-        return folder
-    api = HfApi(token=token)  # held in memory only: nothing here writes it to a file or a message
-    try:
-        api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
-        # delete_patterns: shards of an earlier upload that this folder no longer has (another shard count or
-        # format) would otherwise stay in the repo and be read by the configs' globs.
-        api.upload_folder(repo_id=repo, folder_path=folder, repo_type="dataset", commit_message=f"Upload {folder.parent.name}",
-                          delete_patterns=["dialogues/*", "profiles/*", "report/*"])
-    except Exception as e:  # HTTP, auth, network, xet: the user needs the reason, whatever its type
-        reason = f"{type(e).__name__}: {e}".replace(token, "***")
-        raise DramatisError(f"{repo}: upload failed ({reason}); rerun the same command to resume: "
-                            "files already on the Hub are not sent again") from None
+    if not dry_run:
+        upload(folder, repo, token, repo_type="dataset", private=private, delete_patterns=["dialogues/*", "profiles/*", "report/*"])
     return folder

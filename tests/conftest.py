@@ -137,7 +137,7 @@ def kill_after_first_chunk(proc: subprocess.Popen, manifest: Path, timeout: floa
     proc.wait()
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """The `dramatis` command as a user runs it: a subprocess, exit code and output checked by the test."""
     return subprocess.run([sys.executable, "-m", "synth.cli", *args], cwd=cwd or ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                          timeout=timeout, env={**(os.environ if env is None else env), "HF_HUB_OFFLINE": "1"})

@@ -14,39 +14,17 @@ import pytest
 import torch
 
 from personas.errors import DramatisError
-from personas.records import Character
+from scripts.sample_dataset import PERSONAS, TASKS, character, dialogue
 from synth.dataset import write_dataset
-from synth.records import Dialogue, Message
-from tests.conftest import ROOT, SHARED, run_cli
+from synth.records import Dialogue
+from tests.conftest import ROOT, run_cli
 from train.masks import IGNORE
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-TASKS = [json.loads(line) for line in (SHARED / "instructions" / "self_instruct_seed_tasks.jsonl").read_text().splitlines()]
-PERSONAS = [json.loads(line)["persona"] for line in (SHARED / "seeds" / "personahub_tool_5k.jsonl").read_text().splitlines()[:6]]
 GOLDEN = ROOT / "tests" / "golden" / "tiny_sft_losses.json"
 # Small and quick: 8 training rows, 2 per step, so 4 steps per epoch; a validation split of 2 rows.
 BASE = ["train.batch_size=2", "train.max_length=512", "train.logging_steps=1", "merge=false"]
-
-
-def character(i: int, split: str) -> Character:
-    text = PERSONAS[i]
-    return Character(name=f"Person {i}", age=30 + i, gender="female", race="Breton", born_place="Lyon", appearance="tall",
-                     experience=text[:600], personality="calm", speech_style="terse", catchphrases=["well then"],
-                     relationships=["a sister"], likes=["tea"], dislikes=["noise"], id=f"c-{i:016d}", persona_id=f"p-{i:016d}",
-                     persona=text, language="en", system_prompt=f"You are Person {i}. {text}", system_template="profile@1",
-                     model="test", seed=i, attempts=1, split=split)
-
-
-def dialogue(did: str, c: Character, tasks: list[dict], weights: list[int] | None = None, reply_chars: int = 160) -> Dialogue:
-    messages = [Message(role="system", content=c.system_prompt)]
-    for j, task in enumerate(tasks):
-        messages.append(Message(role="user", content=(task["instruction"] + " " + task["instances"][0]["input"])[:160].strip()))
-        messages.append(Message(role="assistant", content=task["instances"][0]["output"][:reply_chars].strip() or "Done.",
-                                weight=1 if weights is None else weights[j]))
-    return Dialogue(id=did, messages=messages, character_id=c.id, character_name=c.name, mode="G", split=c.split,
-                    prompt_id=f"q-{did}", prompt_source="self-instruct", prompt_source_id=tasks[0]["id"], turns=len(tasks),
-                    language="en", system_template="profile@1", model="test", seed=0, requests=1, prompt_tokens=1, output_tokens=1)
 
 
 CHARACTERS = [character(i, "validation" if i == 5 else "train") for i in range(6)]
@@ -187,7 +165,7 @@ def test_a_row_with_nothing_to_learn_is_refused_by_id_before_anything_trains(tin
     assert all(any(label != IGNORE for label in labels) for labels in rows["labels"])
 
     # A long system message pushes every character turn past max_length.
-    long = c.model_copy(update={"system_prompt": " ".join(PERSONAS) * 8})
+    long = c.model_copy(update={"system_prompt": " ".join(PERSONAS[:6]) * 8})
     data = make_dataset(tmp_path / "long", [dialogue("d-too-long", long, TASKS[40:42])])
     with pytest.raises(DramatisError, match=r"1 example\(s\) have no supervised token .*max_length=512.*d-too-long"):
         run(recipe(tiny_model, data, out, "train.max_steps=2"))
@@ -390,3 +368,56 @@ def test_merged_export_loads_without_peft_and_serves_in_vllm(tiny_model, lora_ru
     finally:
         backend.close()
     assert result.finish_reason in ("stop", "length") and result.text.strip() and result.prompt_tokens == ids.shape[1]
+
+
+# ------------------------------------------------------------------------------------------ push to the Hub
+
+SECRET = "hf_" + "s3cr3t" * 6
+
+
+def test_push_without_a_token_or_offline_or_to_a_bad_repo_fails_before_training(dataset, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-home" / "token"))
+    env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"} | {"HF_HOME": str(tmp_path / "hf-home")}
+    out = tmp_path / "out"
+    args = ("train", "train/recipes/demo-lora.yaml", f"data={dataset}", f"out={out}")
+    # run_cli always sets HF_HUB_OFFLINE=1 (CI has no Hub): the token and the repo id are checked before it.
+    cases = [("someone/roleplay", {}, "HF_TOKEN"), ("someone/roleplay", {"HF_TOKEN": SECRET}, "HF_HUB_OFFLINE"),
+             ("no-user-part", {"HF_TOKEN": SECRET}, "user/name")]
+    for repo, more_env, says in cases:
+        proc = run_cli(*args, "--push", repo, env=env | more_env)
+        assert proc.returncode != 0 and says in proc.stderr and SECRET not in proc.stderr + proc.stdout, proc.stderr[-2000:]
+        assert not out.exists()  # refused before the model was even loaded
+
+
+def test_push_folder_is_the_merged_model_with_its_card_and_an_upload_error_hides_the_token(lora_run, monkeypatch):
+    from huggingface_hub import HfApi, ModelCard
+
+    from train.push import build_folder, push
+
+    out, info = lora_run
+    folder = build_folder(out, "someone/roleplay")
+    files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert {"config.json", "model.safetensors", "chat_template.jinja", "generation_config.json", "README.md", "loss.png",
+            "metrics.md", "recipe.json", "adapter/adapter_config.json", "adapter/adapter_model.safetensors"} <= files
+    assert "training_args.bin" not in {Path(f).name for f in files}  # a pickle of local paths stays home
+    assert (folder / "model.safetensors").read_bytes() == (out / "merged" / "model.safetensors").read_bytes()
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.library_name == "transformers" and "lora" in card.data.tags and card.data.license == "other"
+    assert f"{info['final_train_loss']:.3f}" in card.text and "someone/roleplay" in card.text
+    assert (out / "README.md").read_text().startswith("---\n") and "TRL" in (out / "README.md").read_text()
+    before = {f: (folder / f).read_bytes() for f in files}
+    calls = []
+
+    def fail(self, **kwargs):  # fault injection: the Hub drops the connection mid-upload
+        calls.append((kwargs["repo_type"], Path(kwargs["folder_path"]), self.token))
+        raise ConnectionError(f"reset while sending Authorization: Bearer {SECRET}")
+
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **k: calls.append((k["repo_type"], repo_id, self.token)))
+    monkeypatch.setattr(HfApi, "upload_folder", fail)
+    with pytest.raises(DramatisError, match="someone/roleplay") as e:
+        push(out, "someone/roleplay", SECRET)
+    assert SECRET not in str(e.value) and "rerun" in str(e.value)
+    assert calls == [("model", "someone/roleplay", SECRET), ("model", folder, SECRET)]
+    assert {f: (folder / f).read_bytes() for f in files} == before  # rebuilt byte for byte: a rerun resends nothing done

@@ -164,7 +164,7 @@ def run(recipe: TrainRecipe, resume: bool = False) -> dict:
         # The curve starts at the untrained model; kept in a file, since trainer.train() starts a new log
         # history and a resumed run does not evaluate again.
         write_atomic(base, json.dumps({"step": 0, "eval_loss": trainer.evaluate()["eval_loss"]}).encode())
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - began
     weights = out / ("adapter" if peft else "model")
     trainer.save_model(str(weights))
@@ -174,11 +174,15 @@ def run(recipe: TrainRecipe, resume: bool = False) -> dict:
     info = {"recipe": as_dict(recipe), "model": model_path, "template": template_name, "dtype": str(dtype).removeprefix("torch."),
             "train_rows": len(train_rows), "validation_rows": len(eval_rows) if eval_rows is not None else 0,
             "supervised_tokens": sum(sum(1 for x in labels if x != IGNORE) for labels in train_rows["labels"]),
-            "steps": trainer.state.global_step, "seconds": round(seconds, 1), "base_eval_loss": history[0].get("eval_loss") if history and history[0]["step"] == 0 else None,
+            "steps": trainer.state.global_step, "seconds": round(seconds, 1), "train_seconds": round(result.metrics["train_runtime"], 2),
+            "tokens_seen": int(trainer.state.num_input_tokens_seen), "base_eval_loss": history[0].get("eval_loss") if history and history[0]["step"] == 0 else None,
             "weights": str(weights), **curves}
     if peft and recipe.merge:
         from train.export import merge
 
         info["merged"] = str(merge(model_path, weights, out / "merged", dtype))
     write_atomic(out / "train_info.json", json.dumps(info, indent=2, default=str).encode())
+    from train.push import card_text
+
+    write_atomic(out / "README.md", card_text(out, json.loads(json.dumps(info, default=str)), out.name).encode("utf-8"))
     return info
