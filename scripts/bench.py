@@ -260,15 +260,21 @@ def bench_packing(model: str, rows: int = 160) -> dict:
     from train.sft import run
 
     data = build(OUT / "train-data" / "dataset", rows)
-    result = {}
+    result, batch, max_length = {}, 8, 1024
     for packing in (False, True):
         out = OUT / f"packing-{packing}".lower()
         shutil.rmtree(out, ignore_errors=True)
+        if packing:
+            # As many tokens per step as the padded run had: TRL's bfd packing is padding-free, so a step's packed
+            # rows become one row of batch × max_length tokens whose block-diagonal attention mask grows with its
+            # square under SDPA (linear only with flash attention's varlen kernels, on a GPU).
+            batch = max(1, round(result["padded"]["tokens"] / result["padded"]["steps"] / max_length))
         info = run(load_train_recipe(None, [f"model.base={resolve_model(model)}", f"data={data}", f"out={out}", "train.epochs=1",
-                                            "train.batch_size=8", "train.max_length=1024", f"train.packing={packing}",
+                                            f"train.batch_size={batch}", f"train.max_length={max_length}", f"train.packing={packing}",
                                             "train.logging_steps=1000", "merge=false"]))
-        result["packed" if packing else "padded"] = {"steps": info["steps"], "tokens": info["tokens_seen"],
-                                                     "seconds": info["train_seconds"], "tok_s": info["tokens_seen"] / info["train_seconds"]}
+        result["packed" if packing else "padded"] = {
+            "steps": info["steps"], "batch_size": batch, "tokens": info["tokens_seen"], "seconds": info["train_seconds"],
+            "tok_s": info["tokens_seen"] / info["train_seconds"]}
     result["ratio"] = result["packed"]["tok_s"] / result["padded"]["tok_s"]
     return result
 
@@ -344,7 +350,8 @@ def main(argv: list[str]) -> None:
         padded, packed = packing["padded"], packing["packed"]
         rows.append(("training tokens/s, packed vs padded", f"{packed['tok_s']:,.0f} vs {padded['tok_s']:,.0f} tok/s "
                      f"({packed['steps']} vs {padded['steps']} steps)", f"{packing['ratio']:.3f}", "packed / padded > 1"))
-        notes.append(f"packing: model {opts['model']}, one epoch, {padded['tokens']:,} tokens both ways")
+        notes.append(f"packing: model {opts['model']}, one epoch, {padded['tokens']:,} tokens both ways, batch {padded['batch_size']} "
+                     f"rows padded vs {packed['batch_size']} packed rows of ≤1024 tokens (same tokens per step)")
     if "train_step" in only:
         step = results["train_step"] = bench_train_step()
         rows.append(("Gemma LoRA demo, seconds per step", f"{step['s_per_step']:.1f} s/step, {step['tok_s']:,.0f} tok/s; "

@@ -197,7 +197,7 @@ def test_every_shipped_recipe_loads_and_the_grid_expands_to_six_runs():
     for entry, r in zip(grid.grid, runs):
         check(r)
         assert r.out == str(Path(grid.out) / entry["name"]) and r.grid == [] and r.data == grid.data
-        assert r.train.batch_size == 8 and r.train.packing  # the grid's shared settings survive the overrides
+        assert (r.train.batch_size, r.train.grad_accum) == (2, 16) and r.train.packing  # the grid's shared settings survive the overrides
     assert [(r.train.method, r.train.learning_rate, r.train.epochs) for r in runs] == [
         ("lora", 3e-4, 3), ("lora", 6e-4, 3), ("lora", 3e-4, 6), ("full", 3e-5, 3), ("full", 6e-5, 3), ("full", 3e-5, 6)]
 

@@ -13,6 +13,8 @@ class ModelConfig:
     dtype: str = knob("auto", "'float32', 'bfloat16' or 'auto' (bf16 where the hardware has it, else fp32)")
     chat_template: str = knob("auto", "'auto' (ours for Gemma 3 and the tiny model, else the model's own if it has "
                                       "{% generation %} markers) or a .jinja file")
+    attn_implementation: str = knob("auto", "'auto' (transformers' default, SDPA) or e.g. 'flash_attention_2' on a GPU: "
+                                            "what makes packed (padding-free) batches cost linear, not quadratic, time")
 
 
 @dataclass

@@ -82,7 +82,8 @@ def sft_config(recipe: TrainRecipe, out: Path, has_eval: bool, dtype):
         max_length=t.max_length, packing=t.packing, packing_strategy="bfd", gradient_checkpointing=t.gradient_checkpointing,
         # TRL defaults to bf16=True, which refuses to start on a machine without a GPU.
         use_cpu=not torch.cuda.is_available(), bf16=dtype == torch.bfloat16, fp16=False,
-        model_init_kwargs={"dtype": dtype}, seed=t.seed, data_seed=t.seed, dataloader_num_workers=0,
+        model_init_kwargs={"dtype": dtype, **({} if recipe.model.attn_implementation == "auto"
+                                              else {"attn_implementation": recipe.model.attn_implementation})}, seed=t.seed, data_seed=t.seed, dataloader_num_workers=0,
         logging_steps=t.logging_steps, include_num_input_tokens_seen="non_padding",
         # Evaluation lands on the save steps when only save_steps is set: evaluating between a checkpoint and the
         # next step would move the RNG the checkpoint captured, and a resumed run would draw other dropout masks.
