@@ -122,12 +122,16 @@ def plan_tasks(recipe: Recipe, prompts: list[Prompt], characters: list[Character
 
 def names_of(characters: list[Character]) -> dict[str, str]:
     """name_key → full name, for full names and (Latin-script) first names: the wrong-character check's index."""
+    return name_index(c.name for c in characters)
+
+
+def name_index(full_names) -> dict[str, str]:
     names = {}
-    for c in characters:
-        names[name_key(c.name)] = c.name
-        first = c.name.split()[0] if c.name.split() else ""
-        if first != c.name and len(first) > 2:
-            names.setdefault(name_key(first), c.name)
+    for name in full_names:
+        names[name_key(name)] = name
+        first = name.split()[0] if name.split() else ""
+        if first != name and len(first) > 2:
+            names.setdefault(name_key(first), name)
     return names
 
 
