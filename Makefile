@@ -1,6 +1,7 @@
 # make synth   — set up everything on a fresh machine and run the offline default recipe
 # make test    — set up everything and run the test suite (what CI runs)
 # make train   — fine-tune Gemma 3 270M with LoRA on runs/demo/dataset (TRAIN_RECIPE=..., ARGS="key=value ...")
+# make eval    — base vs tuned on characters never trained on + PersonaGym personas, LLM judge + judge-free (EVAL_RECIPE=..., ARGS=...)
 # make publish RUN=runs/demo REPO=user/name   — upload a run's dataset to the Hugging Face Hub (HF_TOKEN)
 # Knobs: RECIPE=path.yaml OUT=runs/x ARGS="key=value ..."   e.g. make synth ARGS="seeds.sample=100"
 SHELL := /bin/bash
@@ -13,7 +14,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: setup synth train publish test bench clean distclean
+.PHONY: setup synth train eval publish test bench clean distclean
 
 # The stamp makes setup idempotent: it reinstalls only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -41,6 +42,10 @@ synth: setup
 TRAIN_RECIPE ?= train/recipes/demo-lora.yaml
 train: setup
 	$(OFFLINE) $(BIN)/dramatis train $(TRAIN_RECIPE) $(ARGS)
+
+EVAL_RECIPE ?= eval/recipes/demo.yaml
+eval: setup
+	$(OFFLINE) $(BIN)/dramatis eval $(EVAL_RECIPE) $(ARGS)
 
 RUN ?= runs/demo
 REPO ?=

@@ -64,13 +64,19 @@ def _finish(out: Path, fmt: str) -> None:
     typer.echo(f"publish    {build_folder(out, out / 'hub', fmt)} (dry run: `dramatis publish {out} --repo user/name` uploads it)")
 
 
+def _recipe_args(recipe: Path | None, overrides: list[str] | None) -> tuple[Path | None, list[str]]:
+    """`dramatis synth key=value`: no recipe file given, the first argument is an override."""
+    overrides = list(overrides or [])
+    if recipe is not None and "=" in recipe.name and not recipe.exists():
+        return None, [str(recipe), *overrides]
+    return recipe, overrides
+
+
 def _run(recipe: Path | None, overrides: list[str] | None, stages: tuple[str, ...]) -> None:
     from synth.pipeline import run_synth
     from synth.recipe import load_recipe
 
-    overrides = list(overrides or [])
-    if recipe is not None and "=" in recipe.name and not recipe.exists():
-        recipe, overrides = None, [str(recipe), *overrides]  # `dramatis synth key=value`: no recipe file given
+    recipe, overrides = _recipe_args(recipe, overrides)
     try:
         r = load_recipe(recipe, overrides)
         manifests = run_synth(r, stages)
@@ -170,9 +176,7 @@ def train(recipe: Recipe = None, overrides: Overrides = None,
     from train.recipe import load_train_recipe
     from train.sft import run
 
-    overrides = list(overrides or [])
-    if recipe is not None and "=" in recipe.name and not recipe.exists():
-        recipe, overrides = None, [str(recipe), *overrides]
+    recipe, overrides = _recipe_args(recipe, overrides)
     try:
         loaded = load_train_recipe(recipe, overrides)
         token = None
@@ -206,6 +210,24 @@ def train(recipe: Recipe = None, overrides: Overrides = None,
         except DramatisError as e:
             _fail(e)
         typer.echo(f"pushed {folder} to https://huggingface.co/{push}")
+
+
+@app.command("eval")
+def evaluate(recipe: Recipe = None, overrides: Overrides = None) -> None:
+    """Evaluate models on characters they never trained on (held-out characters, PersonaGym personas): LLM-judge
+    rubric scores and GSB, judge-free metrics, latency; `dramatis eval eval/recipes/demo.yaml` writes OUT/report/."""
+    from eval.recipe import load_eval_recipe
+    from eval.run import run_eval
+
+    recipe, overrides = _recipe_args(recipe, overrides)
+    try:
+        report = run_eval(load_eval_recipe(recipe, overrides))
+    except DramatisError as e:
+        _fail(e)
+    headline = json.loads((report.parent / "report.json").read_text()).get("headline", [])
+    for line in headline:
+        typer.echo(line)
+    typer.echo(f"report {report}")
 
 
 @app.command("prepare-model")

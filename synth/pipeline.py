@@ -28,7 +28,8 @@ from synth.recipe import BackendConfig, DedupConfig, Recipe, as_dict, load_recip
 from synth.runner import Reject, Stage, load_records, run_stage
 
 
-def open_backend(config: BackendConfig):
+def open_backend(config: BackendConfig, name: str | None = None):
+    """The backend `config` describes; `name` (default: the model as configured) keys its requests in the cache."""
     if config.kind == "openai":
         from synth.openai_backend import OpenAIBackend
 
@@ -37,7 +38,7 @@ def open_backend(config: BackendConfig):
     if config.kind == "vllm":
         from synth.vllm_backend import VLLMBackend
 
-        return VLLMBackend(resolve_model(config.model), name=config.model, max_model_len=config.max_model_len,
+        return VLLMBackend(resolve_model(config.model), name=name or config.model, max_model_len=config.max_model_len,
                            batch_size=config.batch_size, kv_cache_gb=config.kv_cache_gb,
                            gpu_memory_utilization=config.gpu_memory_utilization,
                            tensor_parallel_size=config.tensor_parallel_size)
@@ -185,7 +186,7 @@ def prompts_stage(recipe: Recipe, prompts: list[Prompt]) -> Stage:
 STAGES = ("seeds", "profiles", "split", "prompts", "dialogues", "curate", "dataset")
 
 
-def _mapping(recipe: Recipe) -> Mapping:
+def instruction_mapping(recipe: Recipe) -> Mapping:
     i = recipe.instructions
     return Mapping(id=i.id_field, instruction=i.instruction_field, input=i.input_field, output=i.output_field,
                    turns=i.turns_field, category=i.category_field)
@@ -195,7 +196,7 @@ def run_synth(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> dict[str, dic
     """Run the named stages in order (each needs the ones before it); returns each stage's manifest."""
     personas = load_seeds(recipe.seeds.source, recipe.seeds.field, recipe.seeds.split)
     # Everything a later stage reads is loaded and checked now: bad input fails before any shard is written.
-    prompts = load_prompts(recipe.instructions.sources, _mapping(recipe), recipe.instructions.split) if "prompts" in stages else []
+    prompts = load_prompts(recipe.instructions.sources, instruction_mapping(recipe), recipe.instructions.split) if "prompts" in stages else []
     eval_personas = [p for path in recipe.split.eval_sets for p in load_seeds(path, "persona")] if "split" in stages else []
     if "dialogues" in stages:
         plan_tasks(recipe, [], [])  # validates the dialogue knobs
