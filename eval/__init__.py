@@ -1,1 +1,2 @@
-"""The held-out-character benchmark (issue 6). Nothing here yet: `make eval` arrives with that issue."""
+"""The generalization benchmark (issue 6): models answer characters they never trained on, an LLM judge scores
+them (rubrics, GSB) and judge-free metrics check them; `dramatis eval eval/recipes/demo.yaml` (= make eval)."""

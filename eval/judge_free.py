@@ -6,6 +6,7 @@ commonest failure under a chat template: it continues the system prompt), and sp
 (a role-play reply is the character talking, not a description of them).
 """
 
+import math
 import re
 from collections import defaultdict
 
@@ -65,7 +66,8 @@ def distinct(texts: list[str], n: int) -> float:
 
 def self_bleu(answers: list[Answer]) -> float:
     """Cross-character self-BLEU in [0, 1]: each reply scored against the other characters' replies to the same
-    question, averaged. High means characters answer alike — the role is not shaping the answer."""
+    question, averaged. High means characters answer alike — the role is not shaping the answer. NaN when no
+    question was put to two characters (PersonaGym's questions are each persona's own)."""
     from sacrebleu.metrics import BLEU
 
     bleu = {"zh": BLEU(effective_order=True, tokenize="zh"), "other": BLEU(effective_order=True)}
@@ -75,7 +77,7 @@ def self_bleu(answers: list[Answer]) -> float:
     scores = [bleu["zh" if a.language == "zh" else "other"].sentence_score(
                   a.text, [b.text for b in group if b.character != a.character]).score / 100
               for group in by_question.values() for a in group if any(b.character != a.character for b in group)]
-    return sum(scores) / len(scores) if scores else 0.0
+    return sum(scores) / len(scores) if scores else math.nan  # no question put to two characters: undefined
 
 
 def profile_retrieval(answers: list[Answer]) -> float:
@@ -85,7 +87,7 @@ def profile_retrieval(answers: list[Answer]) -> float:
 
     profiles = list(dict.fromkeys(a.profile for a in answers))
     if len(profiles) < 2:
-        return 0.0  # nothing to tell apart
+        return math.nan  # one profile: nothing to tell apart
     nearest = (embed([a.text for a in answers]) @ embed(profiles).T).argmax(axis=1)
     return sum(profiles[j] == a.profile for j, a in zip(nearest, answers)) / len(answers)
 

@@ -21,14 +21,16 @@ from personas.profiles import LANGUAGE_NAMES, fill
 from personas.records import Character, Persona, derive_seed, stable_id
 from synth.backend import ChatRequest
 from synth.llm import generate_validated
-from synth.quality import WORDLIKE, check_turn, echo
+from synth.dedup import words
+from synth.quality import check_turn, echo
 from synth.records import Dialogue, Prompt
 from synth.pipeline import instruction_mapping, run_recipe
 from synth.prompts import load_prompts
 from synth.roleplay import text_schema, translate_messages
 from synth.runner import Stage, load_records
 
-INSTRUCTION = "Instruction"  # the task name of an instruction prompt
+INSTRUCTION = "Instruction"
+MIN_WORDS = 5  # seen from the 270M generator: list debris such as "(b) : (c) , (d) (e)" in place of a question  # the task name of an instruction prompt
 LINE = {  # the system prompt of a one-line persona: the profile template's header, with the persona as its body
     "en": "You are the person described below. Stay in character: speak as they would, never as an AI assistant.\n\n{persona}",
     "zh": "你是下面描述的这个人。请始终保持角色：像这个人那样说话，绝不要以AI助手的身份回答。\n\n{persona}",
@@ -122,8 +124,8 @@ def parse_probes(result, language: str, example: list[str]) -> list[str]:
         raise Rejected("schema_violation", "no 'questions' list of strings")
     questions = [q.strip() for q in questions]
     for q in questions:
-        if not WORDLIKE.search(q):
-            raise Rejected("empty", "a question with no words")
+        if len(words(q)) < MIN_WORDS:
+            raise Rejected("too_short", f"a question of fewer than {MIN_WORDS} words: {q[:80]!r}")
         if detect_language(q) != language:
             raise Rejected("wrong_language", f"question written in {detect_language(q)}, asked for {language}: {q[:80]!r}")
         echo(q, {"the example": "\n".join(example)})

