@@ -8,7 +8,6 @@ GSB asks which of two replies plays the character better, once in each order: an
 both orders name the same model; a flip (or one order undecided) is Same, so position bias cannot win.
 """
 
-import json
 from collections import Counter
 from dataclasses import asdict
 
@@ -19,7 +18,7 @@ from personas.errors import Rejected
 from personas.profiles import fill
 from personas.records import stable_id
 from synth.backend import ChatRequest
-from synth.llm import complete
+from synth.llm import complete, json_object
 from synth.runner import Reject, Stage
 
 TEMPLATE = "judge@1"  # the judge prompts' version, recorded as part of the judge's identity
@@ -101,13 +100,8 @@ def parse_judgement(result, key: str, allowed) -> tuple:
     """(value of `key`, justification) of a judge's output, or `Rejected` with why it is unusable."""
     if result.finish_reason == "error":
         raise Rejected("backend_error", result.error)
-    if result.finish_reason == "length":
-        raise Rejected("judge_truncated", "the judgement hit max_tokens")
-    try:
-        data = json.loads(result.text, strict=False)
-    except json.JSONDecodeError as e:
-        raise Rejected("judge_invalid", f"{e.msg} at column {e.colno}") from None
-    value = data.get(key) if isinstance(data, dict) else None
+    data = json_object(result)
+    value = data.get(key)
     if value not in allowed or isinstance(value, bool):
         raise Rejected("judge_invalid", f"'{key}' is {value!r}, not one of {list(allowed)}")
     return value, str(data.get("justification", "")).strip()

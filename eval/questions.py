@@ -20,7 +20,7 @@ from personas.language import detect_language
 from personas.profiles import LANGUAGE_NAMES, fill
 from personas.records import Character, Persona, derive_seed, stable_id
 from synth.backend import ChatRequest
-from synth.llm import generate_validated
+from synth.llm import generate_validated, json_object
 from synth.dedup import words
 from synth.quality import check_turn, echo
 from synth.records import Dialogue, Prompt
@@ -105,21 +105,9 @@ def probe_messages(character: Character, task: str, description: str, n: int, ex
             {"role": "user", "content": _probe_ask(task, description, f"{character.name}: {character.persona}", n, character.language)}]
 
 
-def _json(result) -> dict:
-    if result.finish_reason == "length":
-        raise Rejected("truncated", "the output hit max_tokens")
-    try:
-        data = json.loads(result.text, strict=False)  # grammars let raw control characters into strings
-    except json.JSONDecodeError as e:
-        raise Rejected("invalid_json", f"{e.msg} at column {e.colno}") from None
-    if not isinstance(data, dict):
-        raise Rejected("schema_violation", "not a JSON object")
-    return data
-
-
 def parse_probes(result, language: str, example: list[str]) -> list[str]:
     """The probing questions if every one has words, is in `language`, copies no example and repeats no other."""
-    questions = _json(result).get("questions")
+    questions = json_object(result).get("questions")
     if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions):
         raise Rejected("schema_violation", "no 'questions' list of strings")
     questions = [q.strip() for q in questions]
@@ -152,7 +140,7 @@ def questions_stage(seed: int, chunk_size: int, backend, cache, characters: list
     def parse(job: Job, result, req, attempt: int) -> Written:
         c = by_id[job.character_id]
         if job.kind == "translate":
-            text = _json(result).get("text")
+            text = json_object(result).get("text")
             if not isinstance(text, str):
                 raise Rejected("schema_violation", "no 'text' string in the output")
             text = check_turn(text, result.finish_reason, c.language, own_name="", other_names={})

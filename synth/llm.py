@@ -4,6 +4,7 @@ Failures are data: a result that cannot be parsed is retried with a new seed up 
 times, then becomes a `Reject` carrying the reason and the last raw output (GUIDE §3).
 """
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 
@@ -70,3 +71,17 @@ def generate_validated(
         pending = retry
     for i in range(len(items)):
         yield done[i]
+
+
+def json_object(result: ChatResult) -> dict:
+    """The JSON object a schema-constrained output holds, or `Rejected` (truncated / invalid_json / schema_violation)."""
+    if result.finish_reason == "length":
+        raise Rejected("truncated", "the output hit max_tokens")
+    try:
+        # strict=False: grammars let raw control characters into strings; that is text, not syntax.
+        data = json.loads(result.text, strict=False)
+    except json.JSONDecodeError as e:
+        raise Rejected("invalid_json", f"{e.msg} at column {e.colno}") from None
+    if not isinstance(data, dict):
+        raise Rejected("schema_violation", "not a JSON object")
+    return data

@@ -6,7 +6,6 @@ A turn that fails a check is asked again with a new seed; after `max_attempts` t
 a `Reject` with the reason. Every step appends a turn or spends an attempt, so the loop always ends.
 """
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -14,6 +13,7 @@ from personas.errors import Rejected
 from personas.profiles import render_user_persona
 from personas.records import Character, derive_seed
 from synth.backend import ChatRequest, ChatResult
+from synth.llm import json_object
 from synth.quality import check_turn, echo, kept_facts
 from synth.records import Dialogue, Message, Prompt, Task
 from synth.roleplay import EXAMPLE_TEXTS, reply_messages, text_schema, translate_messages, user_messages
@@ -150,14 +150,8 @@ class Conversation:
 
 
 def _parse(result: ChatResult) -> str:
-    if result.finish_reason == "length":
-        raise Rejected("truncated", "the output hit max_tokens")
-    try:
-        # strict=False: grammars let raw control characters into strings; that is text, not syntax.
-        data = json.loads(result.text, strict=False)
-    except json.JSONDecodeError as e:
-        raise Rejected("invalid_json", f"{e.msg} at column {e.colno}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+    data = json_object(result)
+    if not isinstance(data.get("text"), str):
         raise Rejected("schema_violation", "no 'text' string in the output")
     return data["text"]
 

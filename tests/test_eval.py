@@ -22,8 +22,8 @@ from tests.conftest import run_cli
 @pytest.mark.parametrize("text, finish, reason", [
     ('{"justification": "fine", "score": 9}', "stop", "judge_invalid"),
     ('{"justification": "fine", "score": true}', "stop", "judge_invalid"),
-    ('{"justification": "fi', "length", "judge_truncated"),
-    ("not json", "stop", "judge_invalid"),
+    ('{"justification": "fi', "length", "truncated"),
+    ("not json", "stop", "invalid_json"),
     ("", "error", "backend_error"),
 ])
 def test_unusable_judgements_are_rejected_with_their_reason(text, finish, reason):
