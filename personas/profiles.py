@@ -85,6 +85,10 @@ def parse_profile(text: str, finish_reason: str, language: str) -> ProfileFields
     except ValidationError as e:
         first = e.errors()[0]
         raise Rejected("schema_violation", ".".join(map(str, first["loc"])) + ": " + first["msg"]) from None
+    # Seen from Gemma 3 270M: a profile named ",  ", which then played (and was judged) as a character. Checked here,
+    # not in the record type, so runs that already hold such a character still load.
+    if not re.search(r"[^\W\d_]", fields.name):
+        raise Rejected("schema_violation", f"name: {fields.name!r} has no letters")
     written = detect_language(fields.experience + " " + fields.personality)
     if written != language:
         raise Rejected("wrong_language", f"profile written in {written}, asked for {language}")

@@ -4,11 +4,10 @@ Pydantic models because validation matters here; `synth.shards.arrow_schema` der
 """
 
 import hashlib
-import re
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 # List items need a cap too: an unbounded string inside a list lets a weak model run to max_tokens.
 Item = Annotated[str, Field(min_length=1, max_length=120)]
@@ -58,14 +57,6 @@ class ProfileFields(BaseModel):
     relationships: list[Item] = Field(min_length=1, max_length=4)
     likes: list[Item] = Field(min_length=1, max_length=5)
     dislikes: list[Item] = Field(min_length=1, max_length=5)
-
-    @field_validator("name")
-    @classmethod
-    def _name_has_letters(cls, name: str) -> str:
-        # Seen from Gemma 3 270M: a profile named ",  ", which then played (and was judged) as a character.
-        if not re.search(r"[^\W\d_]", name):
-            raise ValueError("a name needs letters")
-        return name
 
 
 class Character(ProfileFields):
