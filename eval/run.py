@@ -141,9 +141,12 @@ def run_eval(recipe: EvalRecipe) -> Path:
             manifests[f"replies {label}"] = m = run_stage(
                 replies_stage(label, model_ids[label], backend, cache, recipe.responder, names, recipe.chunk_size), items, folder, resolved)
             replies[label] = load_records(folder, Reply)
-            if m["counters"].get("generate_ms"):
-                # Kept with the timings: a resumed run that generates nothing still reports the batch throughput.
-                latency[label]["batch_output_tok_s"] = m["counters"]["output_tokens"] / (m["counters"]["generate_ms"] / 1000)
+            generated = m["counters"].get("output_tokens", 0)
+            # Kept with the timings, from the largest generation seen: a resumed run that makes a few replies
+            # would otherwise report a small batch's throughput as the model's.
+            if m["counters"].get("generate_ms") and generated > latency[label].get("batch_output_tokens", 0):
+                latency[label].update(batch_output_tokens=generated,
+                                      batch_output_tok_s=generated / (m["counters"]["generate_ms"] / 1000))
                 write_atomic(folder / "latency.json", json.dumps(latency[label], indent=2).encode())
 
         every, (reference, *others) = [r for rs in replies.values() for r in rs], list(models)
