@@ -2,6 +2,7 @@
 # make test    — set up everything and run the test suite (what CI runs)
 # make train   — fine-tune Gemma 3 270M with LoRA on runs/demo/dataset (TRAIN_RECIPE=..., ARGS="key=value ...")
 # make eval    — base vs tuned on characters never trained on + PersonaGym personas, LLM judge + judge-free (EVAL_RECIPE=..., ARGS=...)
+# make bench   — the benchmark table (ratios measured side by side in one run); make reliability — crash, faults, bad input, secrets
 # make publish RUN=runs/demo REPO=user/name   — upload a run's dataset to the Hugging Face Hub (HF_TOKEN)
 # Knobs: RECIPE=path.yaml OUT=runs/x ARGS="key=value ..."   e.g. make synth ARGS="seeds.sample=100"
 SHELL := /bin/bash
@@ -14,7 +15,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: setup synth train eval publish test bench clean distclean
+.PHONY: setup synth train eval publish test bench reliability clean distclean
 
 # The stamp makes setup idempotent: it reinstalls only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -59,8 +60,12 @@ test: setup
 bench: setup
 	$(OFFLINE) $(BIN)/python scripts/bench.py $(ARGS)
 
+# ARGS="--reduced" is the CI form (3 crash trials); ARGS="only=bad_input,secrets" for some parts
+reliability: setup
+	$(OFFLINE) $(BIN)/python scripts/reliability.py $(ARGS)
+
 clean:
-	rm -rf runs bench-out .pytest_cache
+	rm -rf runs bench-out reliability-out .pytest_cache
 
 distclean: clean
 	rm -rf $(VENV)

@@ -16,6 +16,9 @@ from personas.records import Persona, stable_id
 
 BUILTIN = Path(__file__).with_name("builtin_seeds.jsonl")
 SPACE = re.compile(r"\s+")
+# A persona or an instruction row is a few KB at most; a longer line is a wrong file (a dump without
+# newlines, a binary), and reading it on would cost minutes of MinHash and an over-long prompt later.
+MAX_LINE_BYTES = 1 << 20
 
 
 def normalize(text: str) -> str:
@@ -38,9 +41,17 @@ def read_lines(path: Path):
         raw = path.read_bytes()
     except OSError as e:
         raise DramatisError(f"{path}: cannot read ({e.strerror})") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DramatisError(f"{at(path, 1)}: UTF-16 text (it starts with the byte-order mark {raw[:2].hex(' ')}); re-save the file as UTF-8")
     for number, data in enumerate(raw.splitlines(), start=1):
         if number == 1 and data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
+        if len(data) > MAX_LINE_BYTES:
+            raise DramatisError(f"{at(path, number)}: a line of {len(data) / 2**20:.1f} MiB, over the {MAX_LINE_BYTES >> 20} MiB "
+                                "one row may hold; is this the right file?")
+        if b"\x00" in data:  # valid UTF-8, yet no text file holds it: UTF-16 without a byte-order mark, or a binary
+            raise DramatisError(f"{at(path, number)}: a NUL byte at column {data.index(0) + 1} (UTF-16 or a binary file?); "
+                                "re-save the file as UTF-8 text")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:

@@ -6,7 +6,13 @@
 1. engine throughput: the same chat requests through the engine (runner + request cache + shards +
    vLLM backend) vs a direct `vllm.LLM.chat` on the same engine instance (goal ≥ 0.95; GUIDE §7 asks 0.97);
 2. engine overhead with the request cache warm: records/s end to end, manifest and shards included,
-   against a zero-cost backend that fills the cache first (GUIDE §7 goal ≥ 60,000 records/s);
+   against a zero-cost backend that fills the cache first (GUIDE §7 goal ≥ 60,000 records/s); and vs distilabel:
+   the same no-op job (distilabel_records=20000 records, same prompts, sampling settings and batches of 4,096)
+   through the engine with the request cache cold and through distilabel 1.5.3's LoadDataFromDicts →
+   TextGeneration with an LLM that answers at once (scripts/bench_distilabel_job.py) — records/s each, end to
+   end, and the ratio ours / distilabel. distilabel runs in its own throwaway venv, bench-out/distilabel-venv,
+   built by the first run (never a dependency of the project); when it cannot be built, the row says why.
+   Alone: .venv/bin/python scripts/bench.py only=overhead,distilabel [distilabel_records=20000]
 3. prefix cache: a G job with 3 prompts per character through the dialogues stage, requests ordered by
    character vs shuffled — prompt tokens vLLM served from its prefix cache / all prompt tokens (goal ≥ 0.60
    ordered), and the token yield: output tokens that end in kept rows / all output tokens (goal ≥ 0.95);
@@ -29,6 +35,7 @@ import platform
 import random
 import re
 import shutil
+import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
@@ -40,6 +47,7 @@ from synth.backend import ChatRequest, ChatResult
 from synth.cache import RequestCache
 from synth.llm import complete
 from synth.runner import Stage, run_stage
+from synth.shards import read_shard
 
 OUT = Path("bench-out")
 
@@ -126,6 +134,123 @@ def bench_overhead(records: int, chunk_size: int = 4096) -> dict:
     cache.close()
     assert manifest["counters"]["requests_cached"] == records
     return {"records": records, "seconds": seconds, "records_per_s": records / seconds}
+
+
+# requests: distilabel 1.5.3 imports it (distilabel.models) without declaring it. Not bs4: only the Distiset's citation
+# lookup uses it (arXiv over the network, once per run, nothing per record); without it that lookup fails at once
+# and prints "Untracked error: No module named 'bs4'", which is harmless.
+DISTILABEL = ["distilabel==1.5.3", "requests"]
+# The interpreter that builds distilabel's throwaway venv: this one's Python version, from PATH (a test points
+# it at a missing file to see the row say so).
+VENV_BUILDER = f"python{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def distilabel_venv(folder: Path) -> dict:
+    """distilabel in a throwaway venv of its own, never a dependency of the project: built the first time
+    (`python3.X -m venv` + `pip install distilabel==1.5.3 requests`), reused while its stamp is there and it imports.
+    Returns {"python": path} plus "build_s" when it was built now, or {"error": the failing command's last line}."""
+    python, stamp = folder / "bin" / "python", folder / "dramatis-stamp.json"
+    if stamp.is_file() and json.loads(stamp.read_text()).get("requirements") == DISTILABEL:
+        imports = "import distilabel.models.llms.base, distilabel.pipeline, distilabel.steps.tasks"
+        if subprocess.run([str(python), "-c", imports], capture_output=True).returncode == 0:
+            return {"python": python}
+    shutil.rmtree(folder, ignore_errors=True)
+    began = time.perf_counter()
+    for command in ([VENV_BUILDER, "-m", "venv", str(folder)], [str(python), "-m", "pip", "install", "-q", *DISTILABEL]):
+        try:
+            done = subprocess.run(command, capture_output=True, text=True)
+        except OSError as e:  # the builder interpreter is missing
+            return {"error": f"{command[0]}: {e.strerror}"}
+        if done.returncode != 0:
+            return {"error": last_line(done.stderr + done.stdout, f"{' '.join(command[:4])} exited {done.returncode}")}
+    seconds = time.perf_counter() - began
+    stamp.write_text(json.dumps({"requirements": DISTILABEL, "build_s": seconds}))
+    return {"python": python, "build_s": seconds}
+
+
+def last_line(output: str, default: str) -> str:
+    """A failed command's last ERROR line (pip prints warnings after it), else its last line."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR")]
+    return (errors or lines or [default])[-1]
+
+
+def noop_prompts(records: int) -> list[Prompt]:
+    """The no-op job's input on the engine's side: the very records distilabel's side loads."""
+    from scripts.bench_distilabel_job import job_records
+
+    return [Prompt(id=r["id"], text=r["instruction"]) for r in job_records(records)]
+
+
+def noop_ours(prompts: list[Prompt], folder: Path, chunk_size: int) -> tuple[float, float]:
+    """Wall and CPU seconds for the engine to run the no-op job with the request cache cold in a fresh folder: every
+    record goes through complete() → FreeBackend → a cache write → an Arrow shard and the manifest."""
+    from scripts.bench_distilabel_job import MAX_TOKENS
+
+    shutil.rmtree(folder, ignore_errors=True)
+    began, cpu = time.perf_counter(), time.process_time()
+    cache = RequestCache(folder / "cache.sqlite")
+    manifest = run_stage(engine_stage(FreeBackend(), cache, MAX_TOKENS, chunk_size), prompts, folder / "stage", {})
+    cache.close()
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    assert manifest["counters"]["requests_generated"] == manifest["counters"]["kept"] == len(prompts), manifest["counters"]
+    return seconds, cpu
+
+
+def noop_distilabel(python: Path, records: int, folder: Path, batch_size: int) -> dict:
+    """distilabel's side, in its venv: the job script's JSON, or {"error": its last line}. Its caches go under `folder`."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    env = {**os.environ, "DISTILABEL_CACHE_DIR": str(folder.resolve()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    command = [str(python), str(Path(__file__).with_name("bench_distilabel_job.py")), str(records), str(folder.resolve()), str(batch_size)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines or not lines[-1].startswith("{"):
+        return {"error": f"job failed (exit {done.returncode}): {last_line(done.stderr + done.stdout, 'no output')}"}
+    return json.loads(lines[-1])
+
+
+def bench_distilabel(records: int, repeats: int = 2, out: Path = OUT) -> dict:
+    """Row 2's comparison: the same no-op job (records, prompt, sampling settings, batch size) through the engine
+    and through distilabel, each with a backend that costs nothing, in records/s end to end. Sides alternate, and
+    each keeps its best run: the 2 cores are shared. distilabel runs in bench-out/distilabel-venv (built here the
+    first time); when that cannot be built, the engine's side is still measured and the result says why."""
+    from scripts.bench_distilabel_job import BATCH_SIZE
+
+    venv = distilabel_venv(out / "distilabel-venv")
+    prompts = noop_prompts(records)
+    result = {"records": records, "batch_size": BATCH_SIZE, "repeats": repeats}
+    if "build_s" in venv:
+        result["venv_build_s"] = venv["build_s"]
+    if "error" in venv:
+        result["error"] = f"venv could not be built: {venv['error']}"
+    ours, theirs = [], []  # (wall, CPU) seconds per run; CPU time shows the cost with less of the neighbours' noise
+    for _ in range(repeats):
+        ours.append(noop_ours(prompts, out / "distilabel" / "ours", BATCH_SIZE))
+        if "error" not in result:
+            job = noop_distilabel(venv["python"], records, out / "distilabel" / "theirs", BATCH_SIZE)
+            if "error" in job:
+                result["error"] = job["error"]
+            else:
+                theirs.append((job["seconds"], job["cpu_seconds"]))
+                result["distilabel_version"] = job["version"]
+    result.update(ours_seconds=[s for s, _ in ours], ours_cpu_seconds=[c for _, c in ours],
+                  ours_records_per_s=records / min(s for s, _ in ours), ours_records_per_cpu_s=records / min(c for _, c in ours))
+    if "error" not in result:
+        result.update(distilabel_seconds=[s for s, _ in theirs], distilabel_cpu_seconds=[c for _, c in theirs],
+                      distilabel_records_per_s=records / min(s for s, _ in theirs),
+                      distilabel_records_per_cpu_s=records / min(c for _, c in theirs))
+        result["ratio"] = result["ours_records_per_s"] / result["distilabel_records_per_s"]
+        result["cpu_ratio"] = result["ours_records_per_cpu_s"] / result["distilabel_records_per_cpu_s"]
+    return result
+
+
+def distilabel_row(result: dict) -> tuple[str, str, str, str]:
+    name, goal = "engine overhead vs distilabel, no-op job", "ours / distilabel"
+    if "error" in result:
+        return name, f"{result['ours_records_per_s']:,.0f} records/s; distilabel: {result['error']}", "n/a", goal
+    return (name, f"{result['ours_records_per_s']:,.0f} vs {result['distilabel_records_per_s']:,.0f} records/s "
+            f"({result['records']:,} records)", f"{result['ratio']:.2f}", goal)
 
 
 def bench_prefix(model: str, characters: int) -> dict:
@@ -298,10 +423,43 @@ def bench_train_step(steps: int = 4) -> dict:
             "demo_steps": demo_steps, "demo_minutes": demo_steps * s_per_step / 60}
 
 
+def bench_ray(model: str, n: int, max_tokens: int, replicas: int) -> dict:
+    """The engine bench's job (same requests, same runner, cache and shards), once through one vLLM engine in
+    this process and once through `replicas` Ray actors; model start timed apart from generation."""
+    from synth.models import resolve_model
+    from synth.ray_backend import RayBackend
+    from synth.vllm_backend import VLLMBackend
+
+    prompts = [Prompt(id=str(i), text=f"Write a short story about character number {i}.") for i in range(n)]
+    results, texts = {}, {}
+    for executor in ("local", "ray"):  # one after the other: on a small machine both would fight for the cores
+        began = time.perf_counter()
+        if executor == "local":
+            backend = VLLMBackend(resolve_model(model), name=model, kv_cache_gb=1.0)
+        else:
+            backend = RayBackend(resolve_model(model), name=model, replicas=replicas, num_cpus=os.cpu_count(),
+                                 temp_dir=str(OUT.resolve() / "ray-tmp"), kv_cache_gb=1.0)
+        start = time.perf_counter() - began
+        backend.generate([request(prompts[0], 8)])  # warm-up, as in the engine bench
+        folder = OUT / f"executor-{executor}"
+        shutil.rmtree(folder, ignore_errors=True)
+        cache = RequestCache(folder / "cache.sqlite")
+        began = time.perf_counter()
+        manifest = run_stage(engine_stage(backend, cache, max_tokens, chunk_size=n), prompts, folder / "stage", {})
+        seconds = time.perf_counter() - began
+        cache.close()
+        backend.close()
+        texts[executor] = [r["text"] for r in read_shard(folder / "stage" / "data-00000.arrow").to_pylist()]
+        tokens = manifest["counters"]["output_tokens"]
+        results[executor] = {"start_s": start, "seconds": seconds, "output_tokens": tokens, "tok_s": tokens / seconds}
+    return {**results, "replicas": replicas, "requests": n, "max_tokens": max_tokens, "model": model,
+            "same_texts": texts["local"] == texts["ray"], "ratio": results["ray"]["tok_s"] / results["local"]["tok_s"]}
+
+
 def main(argv: list[str]) -> None:
-    benches = ("engine", "overhead", "prefix", "dedup", "packing", "train_step")
-    opts = {"model": "tiny", "n": "64", "max_tokens": "64", "records": "50000", "characters": "32",
-            "dedup_rows": "200000", "only": ",".join(benches)}
+    benches = ("engine", "overhead", "distilabel", "prefix", "dedup", "packing", "train_step", "ray")
+    opts = {"model": "tiny", "n": "64", "max_tokens": "64", "records": "50000", "characters": "32", "replicas": "2",
+            "distilabel_records": "20000", "dedup_rows": "200000", "only": ",".join(benches)}
     for arg in argv:
         key, _, value = arg.partition("=")
         if key not in opts:
@@ -323,6 +481,14 @@ def main(argv: list[str]) -> None:
         overhead = results["overhead"] = bench_overhead(int(opts["records"]))
         rows.append(("engine overhead, request cache warm", f"{overhead['records_per_s']:,.0f} records/s ({overhead['records']:,} records)",
                      f"{overhead['records_per_s'] / 60000:.2f}", "≥ 1.00 (60,000 rec/s)"))
+    if "distilabel" in only:
+        versus = results["distilabel"] = bench_distilabel(int(opts["distilabel_records"]))
+        rows.append(distilabel_row(versus))
+        built = f", venv built now in {versus['venv_build_s']:.0f} s" if "venv_build_s" in versus else ""
+        notes.append(f"distilabel: {versus.get('distilabel_version', DISTILABEL[0])} in {OUT / 'distilabel-venv'}{built}; "
+                     f"request cache cold, batches of {versus['batch_size']:,} both sides, best of {versus['repeats']} alternating runs"
+                     + (f"; per CPU-second {versus['ours_records_per_cpu_s']:,.0f} vs {versus['distilabel_records_per_cpu_s']:,.0f} "
+                        f"records ({versus['cpu_ratio']:.2f})" if "cpu_ratio" in versus else ""))
     if "prefix" in only:
         prefix = results["prefix"] = bench_prefix(opts["model"], int(opts["characters"]))
         ordered, shuffled = prefix["character"], prefix["shuffled"]
@@ -358,6 +524,16 @@ def main(argv: list[str]) -> None:
                      f"demo {step['demo_steps']} steps ≈ {step['demo_minutes']:.1f} min", f"{10 / step['demo_minutes']:.2f}",
                      "≥ 1.00 (demo ≤ 10 min)"))
         notes.append(f"train step: demo-lora recipe on {step['data']}")
+    if "ray" in only:
+        ray = results["ray"] = bench_ray(opts["model"], int(opts["n"]), int(opts["max_tokens"]), int(opts["replicas"]))
+        local, spread = ray["local"], ray["ray"]
+        gpu = bool(shutil.which("nvidia-smi"))
+        rows.append(("Ray executor vs single process", f"{spread['tok_s']:.0f} vs {local['tok_s']:.0f} out tok/s "
+                     f"({ray['replicas']} replicas; start {spread['start_s']:.0f} vs {local['start_s']:.0f} s)",
+                     f"{ray['ratio']:.3f}", "GPUs: ≈ replicas" if gpu else "CPU: overhead, not speed-up"))
+        notes.append(f"ray: the engine job ({ray['requests']} requests × ≤{ray['max_tokens']} tokens, model {ray['model']}) through "
+                     f"{ray['replicas']} Ray replicas vs one engine; identical texts: {ray['same_texts']}"
+                     + ("" if gpu else f"; on {os.cpu_count()} CPU cores the replicas split the same cores, so this is Ray's overhead"))
     print("\n" + "; ".join([f"machine: {machine}", *notes]))
     print(f"| {'benchmark':38s} | {'measured':44s} | {'ratio':6s} | goal |")
     print(f"|{'-' * 40}|{'-' * 46}|{'-' * 8}|------|")

@@ -9,6 +9,7 @@ import sqlite3
 from dataclasses import asdict
 from pathlib import Path
 
+from personas.errors import DramatisError
 from synth.backend import ChatResult
 
 # SQLite's default limit on host parameters in one statement is 999 on older builds.
@@ -19,9 +20,14 @@ class RequestCache:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, result TEXT NOT NULL)")
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, result TEXT NOT NULL)")
+        except sqlite3.DatabaseError as e:  # a damaged or foreign file, a full disk: say which file, not a traceback
+            self.db.close()
+            raise DramatisError(f"{path}: cannot open the request cache ({e}); if the file is damaged, move it away "
+                                "(its finished requests are then generated again)") from None
 
     def get_many(self, keys: list[str]) -> dict[str, ChatResult]:
         found = {}

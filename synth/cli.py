@@ -67,7 +67,9 @@ def _finish(out: Path, fmt: str) -> None:
 def _recipe_args(recipe: Path | None, overrides: list[str] | None) -> tuple[Path | None, list[str]]:
     """`dramatis synth key=value`: no recipe file given, the first argument is an override."""
     overrides = list(overrides or [])
-    if recipe is not None and "=" in recipe.name and not recipe.exists():
+    # The key, not the file name: in `seeds.source=/data/x.jsonl` the '=' sits before the last '/'.
+    key, sep, _ = str(recipe).partition("=")
+    if recipe is not None and sep and "/" not in key and not recipe.exists():
         return None, [str(recipe), *overrides]
     return recipe, overrides
 
@@ -241,10 +243,14 @@ def prepare_model() -> None:
 @app.command()
 def show(stage_dir: Path) -> None:
     """Print a stage folder's counters and chunk list (e.g. runs/demo/profiles)."""
-    path = stage_dir / "manifest.json"
-    if not path.exists():
+    from synth.runner import read_manifest
+
+    try:
+        manifest = read_manifest(stage_dir)
+    except DramatisError as e:
+        _fail(e)
+    if not manifest:
         _fail(DramatisError(f"{stage_dir}: no manifest.json here"))
-    manifest = json.loads(path.read_text())
     typer.echo(json.dumps({k: manifest[k] for k in ("stage", "complete", "inputs", "counters")}, indent=2, ensure_ascii=False))
     typer.echo(f"{len(manifest['chunks'])} chunks, {sum(c['rows'] for c in manifest['chunks'])} rows")
 

@@ -24,12 +24,21 @@ from synth.dialogues import dialogues_stage, plan_tasks
 from synth.models import resolve_model
 from synth.prompts import Mapping, load_prompts
 from synth.records import Dialogue, Prompt
-from synth.recipe import BackendConfig, DedupConfig, Recipe, as_dict, load_recipe
+from synth.recipe import BackendConfig, DedupConfig, RayConfig, Recipe, as_dict, load_recipe
 from synth.runner import Reject, Stage, load_records, run_stage
 
 
-def open_backend(config: BackendConfig, name: str | None = None):
-    """The backend `config` describes; `name` (default: the model as configured) keys its requests in the cache."""
+def open_backend(config: BackendConfig, name: str | None = None, ray: RayConfig | None = None):
+    """The backend `config` describes; `name` (default: the model as configured) keys its requests in the cache.
+    With `ray`, vLLM runs as Ray replicas; the cache key is the same, so either executor resumes the other's run."""
+    if ray is not None:
+        from synth.ray_backend import RayBackend
+
+        if config.kind != "vllm":
+            raise DramatisError(f"executor=ray runs vLLM replicas; backend.kind={config.kind} scales on its server: use executor=local")
+        return RayBackend(resolve_model(config.model), name=name or config.model, replicas=ray.replicas, address=ray.address,
+                          num_cpus=ray.num_cpus, gpus_per_replica=ray.gpus_per_replica, cpus_per_replica=ray.cpus_per_replica,
+                          start_timeout_s=ray.start_timeout_s, temp_dir=ray.temp_dir, **vllm_options(config))
     if config.kind == "openai":
         from synth.openai_backend import OpenAIBackend
 
@@ -38,11 +47,13 @@ def open_backend(config: BackendConfig, name: str | None = None):
     if config.kind == "vllm":
         from synth.vllm_backend import VLLMBackend
 
-        return VLLMBackend(resolve_model(config.model), name=name or config.model, max_model_len=config.max_model_len,
-                           batch_size=config.batch_size, kv_cache_gb=config.kv_cache_gb,
-                           gpu_memory_utilization=config.gpu_memory_utilization,
-                           tensor_parallel_size=config.tensor_parallel_size)
+        return VLLMBackend(resolve_model(config.model), name=name or config.model, **vllm_options(config))
     raise DramatisError(f"backend.kind={config.kind}: use 'vllm' or 'openai'")
+
+
+def vllm_options(config: BackendConfig) -> dict:
+    return dict(max_model_len=config.max_model_len, batch_size=config.batch_size, kv_cache_gb=config.kv_cache_gb,
+                gpu_memory_utilization=config.gpu_memory_utilization, tensor_parallel_size=config.tensor_parallel_size)
 
 
 def check_writable(out: Path) -> None:
@@ -204,12 +215,14 @@ def run_synth(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> dict[str, dic
     out = Path(recipe.out)
     if recipe.backend.kind not in ("vllm", "openai"):  # else the seeds stage is written before open_backend says so
         raise DramatisError(f"backend.kind={recipe.backend.kind}: use 'vllm' or 'openai'")
+    if recipe.executor not in ("local", "ray"):
+        raise DramatisError(f"executor={recipe.executor}: use 'local' or 'ray'")
     if recipe.backend.kind == "vllm":
         resolve_model(recipe.backend.model)  # a bad model path fails here, before anything is written
     # The engine starts only if a chunk needs it: a finished run relaunched costs no model start.
-    backend = functools.cache(lambda: open_backend(recipe.backend))
-    if recipe.backend.kind == "openai":
-        backend()  # fail now if the server is unreachable
+    backend = functools.cache(lambda: open_backend(recipe.backend, ray=recipe.ray if recipe.executor == "ray" else None))
+    if recipe.backend.kind == "openai" or recipe.executor == "ray":
+        backend()  # fail now if the server is unreachable, or the Ray cluster lacks what the replicas need
     check_writable(out)
     resolved = as_dict(recipe)
     manifests = {"seeds": run_stage(seeds_stage(recipe, personas), personas, out / "seeds", resolved)}

@@ -148,11 +148,25 @@ class BackendConfig:
 
 
 @dataclass
+class RayConfig:
+    """Used when executor=ray: generation spread over vLLM replicas (Ray actors); everything else as before."""
+
+    address: str = knob("", "Ray cluster: '' starts a local instance in this process, 'auto' joins the one `ray start` made, or ray://host:10001")
+    replicas: int = knob(2, "model replicas (one vLLM engine each, backend.tensor_parallel_size GPUs each)")
+    gpus_per_replica: float = knob(-1.0, "GPUs per replica: -1 = backend.tensor_parallel_size if the cluster has GPUs, else 0 (CPU)")
+    cpus_per_replica: float = knob(1.0, "CPUs Ray reserves per replica")
+    num_cpus: int = knob(0, "local instance only: CPUs it may use (0 = all)")
+    temp_dir: str = knob("", "local instance only: Ray's session files (default /tmp/ray)")
+    start_timeout_s: float = knob(600.0, "replicas not up by then are an error, not a wait")
+
+
+@dataclass
 class Recipe:
     name: str = knob("demo", "run name")
     out: str = knob("runs/demo", "output folder of the run")
     seed: int = knob(0, "root of every random choice (sampling seeds, samples)")
     chunk_size: int = knob(2048, "records per shard; also the unit of resume")
+    executor: str = knob("local", "'local' (one process) or 'ray' (vLLM replicas as Ray actors, see ray.*; shards, cache and resume unchanged)")
     seeds: SeedsConfig = field(default_factory=SeedsConfig)
     profiles: ProfilesConfig = field(default_factory=ProfilesConfig)
     instructions: InstructionsConfig = field(default_factory=InstructionsConfig)
@@ -162,6 +176,7 @@ class Recipe:
     curate: CurateConfig = field(default_factory=CurateConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
 
 
 def _keys(cls, prefix: str = "") -> list[str]:

@@ -15,6 +15,8 @@ from pathlib import Path
 import pyarrow as pa
 from pydantic import BaseModel
 
+from personas.errors import DramatisError
+
 SCALARS = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
 
 
@@ -49,13 +51,21 @@ def _fsync_dir(path: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Temporary name, fsync, rename: a reader sees the whole file or none of it."""
+    """Temporary name, fsync, rename: a reader sees the whole file or none of it. A write that fails (a full
+    disk, a file-size quota) leaves no temporary file and says which file it could not write."""
     tmp = path.with_name("." + path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):  # an error from write() carries no file name: the user needs it
+            raise DramatisError(f"{path}: cannot write ({e.strerror or e})") from e
+        raise
     _fsync_dir(path.parent)
 
 

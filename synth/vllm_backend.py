@@ -22,7 +22,7 @@ def cpu_dtype() -> str:
 class VLLMBackend:
     def __init__(self, model: str, *, max_model_len: int = 4096, batch_size: int = 4096, kv_cache_gb: float = 1.0,
                  gpu_memory_utilization: float = 0.9, tensor_parallel_size: int = 1, enforce_eager: bool | None = None,
-                 name: str | None = None):
+                 name: str | None = None, distributed_executor_backend: str | None = None):
         from vllm import LLM
         from vllm.platforms import current_platform
 
@@ -35,6 +35,7 @@ class VLLMBackend:
         # not xgrammar: xgrammar unrolls maxLength into huge grammars (profiles ran ~10x slower on CPU).
         options = dict(model=model, max_model_len=max_model_len, enable_prefix_caching=True, seed=0,
                        **({"tensor_parallel_size": tensor_parallel_size} if tensor_parallel_size > 1 else {}),
+                       **({"distributed_executor_backend": distributed_executor_backend} if distributed_executor_backend else {}),
                        structured_outputs_config={"backend": "guidance", "disable_any_whitespace": True})
         if on_cpu and "float32" == cpu_dtype():
             options["dtype"] = "float32"
