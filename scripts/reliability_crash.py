@@ -27,6 +27,7 @@ The relaunch (the same command) must exit 0 and then:
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -265,8 +266,12 @@ def _trial(out: Path, i: int, plan: tuple[str, str, float], reference: tuple, at
     if finished_first:
         label = f"SIGKILL #{i}: none, the run ended at {at:.1f} s (aimed: {aim})"
     if code != 0:
-        tail = (folder / "relaunch.log").read_text(errors="replace")[-300:].replace("\n", " | ")
-        return Case(case=label, expected=EXPECTED, observed=f"relaunch exited {code}: ...{tail}", passed=False, part="crash")
+        lines = (folder / "relaunch.log").read_text(errors="replace").splitlines()
+        # The first and last exception lines (the root cause, the exit), not the tail of a boxed traceback.
+        errors = [line.strip() for line in lines if re.match(r"\w*(Error|Exception): ", line.strip())]
+        why = " ... ".join(dict.fromkeys([errors[0], errors[-1]])) if errors else " | ".join(lines[-3:])
+        return Case(case=label, expected=EXPECTED, observed=f"relaunch exited {code} ({folder.name}/relaunch.log): {why[:400]}",
+                    passed=False, part="crash")
 
     differ = _diff(_rows(run), ref_rows)
     dup = _duplicates(run)
