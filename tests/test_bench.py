@@ -6,7 +6,7 @@ import ast
 import importlib.util
 from pathlib import Path
 
-from scripts import bench
+from scripts import bench, bench_distilabel
 from scripts.bench_distilabel_job import BATCH_SIZE, MAX_TOKENS, TEMPERATURE, job_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_both_sides_get_the_same_job():
     records = job_records(50)
-    prompts = bench.noop_prompts(50)
+    prompts = bench_distilabel.noop_prompts(50)
     assert [(p.id, p.text) for p in prompts] == [(r["id"], r["instruction"]) for r in records]
     assert len({r["instruction"] for r in records}) == 50  # distinct prompts: no side can dedup its way ahead
     # What the engine sends is what distilabel's TextGeneration makes of a record (its template is
@@ -34,12 +34,12 @@ def test_job_script_is_standalone_and_distilabel_stays_out_of_the_project():
 
 
 def test_row_says_the_venv_could_not_be_built(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "VENV_BUILDER", str(tmp_path / "no-such-python3"))
-    result = bench.bench_distilabel(300, repeats=1, out=tmp_path)
+    monkeypatch.setattr(bench_distilabel, "VENV_BUILDER", str(tmp_path / "no-such-python3"))
+    result = bench_distilabel.bench_distilabel(300, repeats=1, out=tmp_path)
     assert result["error"].startswith("venv could not be built: ") and "no-such-python3" in result["error"]
     assert result["records"] == 300 and result["batch_size"] == BATCH_SIZE and result["ours_records_per_s"] > 0
     assert "ratio" not in result and "distilabel_records_per_s" not in result
-    name, measured, ratio, goal = bench.distilabel_row(result)
+    name, measured, ratio, goal = bench_distilabel.distilabel_row(result)
     assert name == "engine overhead vs distilabel, no-op job" and ratio == "n/a" and goal == "ours / distilabel"
     assert "records/s; distilabel: venv could not be built: " in measured
     # The engine's side ran for real: every record generated (cache cold), one shard, one manifest.
@@ -49,5 +49,5 @@ def test_row_says_the_venv_could_not_be_built(tmp_path, monkeypatch):
 
 
 def test_row_with_both_sides():
-    row = bench.distilabel_row({"records": 20000, "ours_records_per_s": 9000.4, "distilabel_records_per_s": 1500.0, "ratio": 6.0003})
+    row = bench_distilabel.distilabel_row({"records": 20000, "ours_records_per_s": 9000.4, "distilabel_records_per_s": 1500.0, "ratio": 6.0003})
     assert row == ("engine overhead vs distilabel, no-op job", "9,000 vs 1,500 records/s (20,000 records)", "6.00", "ours / distilabel")
