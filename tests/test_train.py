@@ -99,6 +99,7 @@ def test_lora_run_trains_every_adapter_weight_and_writes_its_metrics(tiny_model,
     assert json.loads((out / "train_info.json").read_text()) == json.loads(json.dumps(info, default=str))
     assert info["final_train_loss"] == logged[4]["loss"] and info["first_train_loss"] == logged[1]["loss"]
     assert info["template"] == "the model's own" and info["dtype"] == "float32"
+    assert info["autocast"] == ("bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None)
     assert info["train_rows"] == 8 and info["validation_rows"] == 2
 
     # supervised_tokens is the number of labels the training rows carry.

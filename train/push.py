@@ -89,7 +89,7 @@ The chat template saved here is the one training rendered (`chat_template.jinja`
 | epochs · steps | {t["epochs"]} · {info["steps"]} |
 | learning rate | {t["learning_rate"]} ({t["scheduler"]}, warm-up {t["warmup_ratio"]}) |
 | batch | {t["batch_size"]} × accumulation {t["grad_accum"]}, max length {t["max_length"]}, packing {t["packing"]} |
-| precision | {info["dtype"]} |
+| precision | {info["dtype"]}{" weights, bf16 autocast" if info.get("autocast") else ""} |
 | data | {rows} |
 | supervised tokens | {info["supervised_tokens"]} |
 | time | {info["seconds"]} s |

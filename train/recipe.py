@@ -10,7 +10,8 @@ LOSS_POLICIES = ("all_turns", "last_turn", "flags")
 @dataclass
 class ModelConfig:
     base: str = knob("gemma3-270m", "'gemma3-270m' (offline default), 'tiny' (test model), an HF id or a local folder")
-    dtype: str = knob("auto", "'float32', 'bfloat16' or 'auto' (bf16 where the hardware has it, else fp32)")
+    dtype: str = knob("auto", "'auto' (fp32 weights under bf16 autocast on a GPU with bf16, else fp32), "
+                                      "'float32', or 'bfloat16' (weights held in bf16: less memory, updates below their rounding step are lost)")
     chat_template: str = knob("auto", "'auto' (ours for Gemma 3 and the tiny model, else the model's own if it has "
                                       "{% generation %} markers) or a .jinja file")
     attn_implementation: str = knob("auto", "'auto' (transformers' default, SDPA) or e.g. 'flash_attention_2' on a GPU: "
