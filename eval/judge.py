@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 from eval.personagym import TASKS
 from eval.recipe import JudgeConfig
-from eval.records import Reply, Verdict, Judgement
+from eval.records import Judgement, Reply, Verdict
 from personas.errors import Rejected
 from personas.profiles import fill
 from personas.records import stable_id
@@ -53,22 +53,36 @@ Reply 1:
 
 Reply 2:
 {second}"""
-ASK_SCORE = "\n\nAnswer with a JSON object only: \"justification\" (one or two sentences), then \"score\" (an integer from {low} to {high})."
-ASK_WINNER = "\n\nAnswer with a JSON object only: \"justification\" (one or two sentences), then \"winner\": \"1\", \"2\" or \"same\"."
+ASK_SCORE = '\n\nAnswer with a JSON object only: "justification" (one or two sentences), then "score" (an integer from {low} to {high}).'
+ASK_WINNER = (
+    '\n\nAnswer with a JSON object only: "justification" (one or two sentences), then "winner": "1", "2" or "same".'
+)
 NO_EXAMPLES = "(No score examples are given: use the criteria above.)"
 SCALES = {"persona": (1, 5), "roleplay": (0, 4)}
 
 
 def score_schema(low: int, high: int, max_chars: int) -> dict:
-    return {"type": "object", "properties": {"justification": {"type": "string", "minLength": 1, "maxLength": max_chars},
-                                             "score": {"type": "integer", "enum": list(range(low, high + 1))}},
-            "required": ["justification", "score"], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {
+            "justification": {"type": "string", "minLength": 1, "maxLength": max_chars},
+            "score": {"type": "integer", "enum": list(range(low, high + 1))},
+        },
+        "required": ["justification", "score"],
+        "additionalProperties": False,
+    }
 
 
 def winner_schema(max_chars: int) -> dict:
-    return {"type": "object", "properties": {"justification": {"type": "string", "minLength": 1, "maxLength": max_chars},
-                                             "winner": {"type": "string", "enum": ["1", "2", "same"]}},
-            "required": ["justification", "winner"], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {
+            "justification": {"type": "string", "minLength": 1, "maxLength": max_chars},
+            "winner": {"type": "string", "enum": ["1", "2", "same"]},
+        },
+        "required": ["justification", "winner"],
+        "additionalProperties": False,
+    }
 
 
 def rubrics_for(reply: Reply, rubrics: list[str]) -> list[str]:
@@ -79,8 +93,13 @@ def rubrics_for(reply: Reply, rubrics: list[str]) -> list[str]:
 def score_prompt(reply: Reply, rubric: str, persona_rubrics: dict[str, str]) -> str:
     low, high = SCALES[rubric]
     if rubric == "persona":
-        text = fill(persona_rubrics[reply.task], score_example=NO_EXAMPLES, persona=reply.persona, question=reply.question,
-                    response=reply.text)
+        text = fill(
+            persona_rubrics[reply.task],
+            score_example=NO_EXAMPLES,
+            persona=reply.persona,
+            question=reply.question,
+            response=reply.text,
+        )
     else:
         text = fill(ROLEPLAY, profile=reply.system, question=reply.question, response=reply.text)
     return text + fill(ASK_SCORE, low=str(low), high=str(high))
@@ -92,8 +111,15 @@ def gsb_prompt(a: Reply, first: str, second: str) -> str:
 
 def judge_request(prompt: str, schema: dict, cfg: JudgeConfig) -> ChatRequest:
     # Temperature 0 and one fixed seed: a judge gives the same answer to the same question, so a retry would too.
-    return ChatRequest(messages=[{"role": "user", "content": prompt}], seed=0, max_tokens=cfg.max_tokens, temperature=0.0,
-                       top_p=1.0, top_k=0, json_schema=schema)
+    return ChatRequest(
+        messages=[{"role": "user", "content": prompt}],
+        seed=0,
+        max_tokens=cfg.max_tokens,
+        temperature=0.0,
+        top_p=1.0,
+        top_k=0,
+        json_schema=schema,
+    )
 
 
 def parse_judgement(result, key: str, allowed) -> tuple:
@@ -114,33 +140,73 @@ def gsb_outcome(a_first: str, b_first: str) -> str:
     return "S"
 
 
-def judgements_stage(label: str, judge_id: str, backend, cache, cfg: JudgeConfig, persona_rubrics: dict[str, str],
-                     chunk_size: int) -> Stage:
+def judgements_stage(
+    label: str, judge_id: str, backend, cache, cfg: JudgeConfig, persona_rubrics: dict[str, str], chunk_size: int
+) -> Stage:
     """Replies → one `Judgement` per applicable rubric; an unusable judgement is a reject with its reason."""
 
     def process(chunk: list[Reply], counters: Counter):
         asks = [(reply, rubric) for reply in chunk for rubric in rubrics_for(reply, cfg.rubrics)]
-        requests = [judge_request(score_prompt(r, rubric, persona_rubrics), score_schema(*SCALES[rubric], cfg.max_justification), cfg)
-                    for r, rubric in asks]
-        for (reply, rubric), req, result in zip(asks, requests, complete(backend(), cache, requests, counters)):
+        requests = [
+            judge_request(
+                score_prompt(r, rubric, persona_rubrics), score_schema(*SCALES[rubric], cfg.max_justification), cfg
+            )
+            for r, rubric in asks
+        ]
+        for (reply, rubric), req, result in zip(asks, requests, complete(backend(), cache, requests, counters), strict=False):
             jid = stable_id("j", reply.id, label, rubric)
             low, high = SCALES[rubric]
             try:
                 score, why = parse_judgement(result, "score", range(low, high + 1))
             except Rejected as e:
-                yield Reject(id=jid, stage="judge", reason=e.reason, detail=e.detail, record=reply.model_dump_json(), output=result.text)
+                yield Reject(
+                    id=jid,
+                    stage="judge",
+                    reason=e.reason,
+                    detail=e.detail,
+                    record=reply.model_dump_json(),
+                    output=result.text,
+                )
                 continue
-            yield Judgement(id=jid, reply_id=reply.id, item_id=reply.item_id, model=reply.model, benchmark=reply.benchmark,
-                            task=reply.task, character_id=reply.character_id, seed=reply.seed, judge=label, judge_model=judge_id,
-                            rubric=rubric, low=low, high=high, score=score, justification=why,
-                            prompt_tokens=result.prompt_tokens, output_tokens=result.output_tokens)
+            yield Judgement(
+                id=jid,
+                reply_id=reply.id,
+                item_id=reply.item_id,
+                model=reply.model,
+                benchmark=reply.benchmark,
+                task=reply.task,
+                character_id=reply.character_id,
+                seed=reply.seed,
+                judge=label,
+                judge_model=judge_id,
+                rubric=rubric,
+                low=low,
+                high=high,
+                score=score,
+                justification=why,
+                prompt_tokens=result.prompt_tokens,
+                output_tokens=result.output_tokens,
+            )
 
-    settings = {"judge": label, "judge_model": judge_id, "template": TEMPLATE, "cfg": asdict(cfg), "rubrics": persona_rubrics}
+    settings = {
+        "judge": label,
+        "judge_model": judge_id,
+        "template": TEMPLATE,
+        "cfg": asdict(cfg),
+        "rubrics": persona_rubrics,
+    }
     return Stage("judge", Judgement, process, chunk_size, settings, rebuild=True)
 
 
-def verdicts_stage(label: str, judge_id: str, backend, cache, cfg: JudgeConfig, reference: dict[tuple[str, int], Reply],
-                   chunk_size: int) -> Stage:
+def verdicts_stage(
+    label: str,
+    judge_id: str,
+    backend,
+    cache,
+    cfg: JudgeConfig,
+    reference: dict[tuple[str, int], Reply],
+    chunk_size: int,
+) -> Stage:
     """Replies of a compared model b → a `Verdict` against the reference model a's reply to the same item and seed."""
     schema = winner_schema(cfg.max_justification)
 
@@ -149,10 +215,17 @@ def verdicts_stage(label: str, judge_id: str, backend, cache, cfg: JudgeConfig, 
         for b in chunk:
             a = reference.get((b.item_id, b.seed))
             if a is None:  # the reference's reply was rejected (transport error): nothing to compare with
-                yield Reject(id=stable_id("v", b.id, label), stage="gsb", reason="no_reference_reply", record=b.model_dump_json())
+                yield Reject(
+                    id=stable_id("v", b.id, label),
+                    stage="gsb",
+                    reason="no_reference_reply",
+                    record=b.model_dump_json(),
+                )
             else:
                 pairs.append((a, b))
-        requests = [judge_request(gsb_prompt(a, x.text, y.text), schema, cfg) for a, b in pairs for x, y in ((a, b), (b, a))]
+        requests = [
+            judge_request(gsb_prompt(a, x.text, y.text), schema, cfg) for a, b in pairs for x, y in ((a, b), (b, a))
+        ]
         results = complete(backend(), cache, requests, counters)
         for n, (a, b) in enumerate(pairs):
             vid = stable_id("v", a.item_id, str(a.seed), label, a.model, b.model)
@@ -160,16 +233,36 @@ def verdicts_stage(label: str, judge_id: str, backend, cache, cfg: JudgeConfig, 
             try:
                 (w1, why1), (w2, why2) = (parse_judgement(r, "winner", ("1", "2", "same")) for r in (first, second))
             except Rejected as e:
-                yield Reject(id=vid, stage="gsb", reason=e.reason, detail=e.detail, record=b.model_dump_json(),
-                             output=first.text + "\n" + second.text)
+                yield Reject(
+                    id=vid,
+                    stage="gsb",
+                    reason=e.reason,
+                    detail=e.detail,
+                    record=b.model_dump_json(),
+                    output=first.text + "\n" + second.text,
+                )
                 continue
             # Map "Reply 1/2" back to models: a was shown first in the first request, b in the second.
             a_first, b_first = {"1": "a", "2": "b", "same": "same"}[w1], {"1": "b", "2": "a", "same": "same"}[w2]
-            yield Verdict(id=vid, item_id=a.item_id, benchmark=a.benchmark, task=a.task, character_id=a.character_id, seed=a.seed,
-                          judge=label, judge_model=judge_id, model_a=a.model, model_b=b.model, a_first=a_first, b_first=b_first,
-                          outcome=gsb_outcome(a_first, b_first), justification_a_first=why1, justification_b_first=why2,
-                          prompt_tokens=first.prompt_tokens + second.prompt_tokens,
-                          output_tokens=first.output_tokens + second.output_tokens)
+            yield Verdict(
+                id=vid,
+                item_id=a.item_id,
+                benchmark=a.benchmark,
+                task=a.task,
+                character_id=a.character_id,
+                seed=a.seed,
+                judge=label,
+                judge_model=judge_id,
+                model_a=a.model,
+                model_b=b.model,
+                a_first=a_first,
+                b_first=b_first,
+                outcome=gsb_outcome(a_first, b_first),
+                justification_a_first=why1,
+                justification_b_first=why2,
+                prompt_tokens=first.prompt_tokens + second.prompt_tokens,
+                output_tokens=first.output_tokens + second.output_tokens,
+            )
 
     settings = {"judge": label, "judge_model": judge_id, "template": TEMPLATE, "cfg": asdict(cfg)}
     return Stage("gsb", Verdict, process, chunk_size, settings, rebuild=True)

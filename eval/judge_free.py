@@ -26,14 +26,27 @@ FIRST_PERSON = {
 }
 
 
-def out_of_character(text: str, *, name: str, system: str, user: str, language: str, finish_reason: str = "stop",
-                     other_names: dict[str, str] | None = None) -> str:
+def out_of_character(
+    text: str,
+    *,
+    name: str,
+    system: str,
+    user: str,
+    language: str,
+    finish_reason: str = "stop",
+    other_names: dict[str, str] | None = None,
+) -> str:
     """'' when the reply reads as the character speaking, else the first reason it does not. `other_names`
     (synth.dialogues.name_index of the other characters) adds the wrong-character check."""
     try:
         # A reply cut at max_tokens is judged on what it says: truncation is the sampler's limit, not the voice.
-        check_turn(text, "stop" if finish_reason == "length" else finish_reason, language, own_name=name,
-                   other_names=other_names or {})
+        check_turn(
+            text,
+            "stop" if finish_reason == "length" else finish_reason,
+            language,
+            own_name=name,
+            other_names=other_names or {},
+        )
         echo(text, {"the profile": system, "the question": user})
     except Rejected as e:
         return e.reason
@@ -47,20 +60,22 @@ def out_of_character(text: str, *, name: str, system: str, user: str, language: 
 # Issue 6's judge-free set, each a number a skeptic can recompute: rates of the checks above, lexical diversity,
 # how alike different characters answer the same question, and whether a reply points back to its own profile.
 
+
 class Answer(BaseModel):
     """One reply of the model under test, with what the metrics need to know about who was asked what."""
+
     text: str
     finish_reason: str = "stop"
-    character: str                  # the character's name
-    language: str                   # the character's language
-    profile: str                    # the character's system prompt as the model saw it
+    character: str  # the character's name
+    language: str  # the character's language
+    profile: str  # the character's system prompt as the model saw it
     question_id: str
     question: str
 
 
 def distinct(texts: list[str], n: int) -> float:
     """Distinct-n: unique word n-grams / all word n-grams over the replies (Li et al. 2016); 0 when there are none."""
-    grams = [tuple(w[i:i + n]) for w in (words(t.casefold()) for t in texts) for i in range(len(w) - n + 1)]
+    grams = [tuple(w[i : i + n]) for w in (words(t.casefold()) for t in texts) for i in range(len(w) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
@@ -74,9 +89,15 @@ def self_bleu(answers: list[Answer]) -> float:
     by_question = defaultdict(list)
     for a in answers:
         by_question[a.question_id].append(a)
-    scores = [bleu["zh" if a.language == "zh" else "other"].sentence_score(
-                  a.text, [b.text for b in group if b.character != a.character]).score / 100
-              for group in by_question.values() for a in group if any(b.character != a.character for b in group)]
+    scores = [
+        bleu["zh" if a.language == "zh" else "other"]
+        .sentence_score(a.text, [b.text for b in group if b.character != a.character])
+        .score
+        / 100
+        for group in by_question.values()
+        for a in group
+        if any(b.character != a.character for b in group)
+    ]
     return sum(scores) / len(scores) if scores else math.nan  # no question put to two characters: undefined
 
 
@@ -89,7 +110,7 @@ def profile_retrieval(answers: list[Answer]) -> float:
     if len(profiles) < 2:
         return math.nan  # one profile: nothing to tell apart
     nearest = (embed([a.text for a in answers]) @ embed(profiles).T).argmax(axis=1)
-    return sum(profiles[j] == a.profile for j, a in zip(nearest, answers)) / len(answers)
+    return sum(profiles[j] == a.profile for j, a in zip(nearest, answers, strict=False)) / len(answers)
 
 
 def judge_free_metrics(answers: list[Answer]) -> dict:
@@ -97,13 +118,24 @@ def judge_free_metrics(answers: list[Answer]) -> dict:
     if not answers:
         return {"replies": 0}
     names = name_index(sorted({a.character for a in answers}))
-    verdicts = [out_of_character(a.text, name=a.character, system=a.profile, user=a.question, language=a.language,
-                                 finish_reason=a.finish_reason, other_names=names) for a in answers]
+    verdicts = [
+        out_of_character(
+            a.text,
+            name=a.character,
+            system=a.profile,
+            user=a.question,
+            language=a.language,
+            finish_reason=a.finish_reason,
+            other_names=names,
+        )
+        for a in answers
+    ]
     n = len(answers)
     return {
         "replies": n,
         "in_character": sum(not v for v in verdicts) / n,
-        "assistant_speak": sum(bool(ASSISTANT_SPEAK.search(a.text) or AS_A_OPENER.search(a.text)) for a in answers) / n,
+        "assistant_speak": sum(bool(ASSISTANT_SPEAK.search(a.text) or AS_A_OPENER.search(a.text)) for a in answers)
+        / n,
         "wrong_character": sum(bool(wrong_character(a.text, a.character, names)) for a in answers) / n,
         "language_match": sum(detect_language(a.text) == a.language for a in answers) / n,
         "distinct_1": distinct([a.text for a in answers], 1),

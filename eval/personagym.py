@@ -22,11 +22,12 @@ TASKS = ("Expected Action", "Action Justification", "Linguistic Habits", "Person
 
 class Question(BaseModel):
     """One question put to a character in an evaluation."""
-    id: str          # stable: q-<hash of persona id, task, index>
-    benchmark: str   # "personagym" | "heldout"
+
+    id: str  # stable: q-<hash of persona id, task, index>
+    benchmark: str  # "personagym" | "heldout"
     persona_id: str
-    task: str        # PersonaGym task, or the question family
-    index: int       # position within the task's questions
+    task: str  # PersonaGym task, or the question family
+    index: int  # position within the task's questions
     text: str
 
 
@@ -51,8 +52,11 @@ def load_personagym(path: Path, *, light: bool = False, limit: int = 0) -> Itera
         unknown = sorted(set(questions) - set(TASKS))
         missing = [t for t in TASKS if t not in questions]
         if unknown or missing:
-            raise DramatisError(f"{where}: tasks must be {', '.join(TASKS)}"
-                                + (f"; unknown: {', '.join(unknown)}" if unknown else "") + (f"; missing: {', '.join(missing)}" if missing else ""))
+            raise DramatisError(
+                f"{where}: tasks must be {', '.join(TASKS)}"
+                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+                + (f"; missing: {', '.join(missing)}" if missing else "")
+            )
         who = persona(row["persona"], str(path), number)
         if who.id in seen:
             raise DramatisError(f"{where}: the same persona as line {seen[who.id]}")
@@ -63,8 +67,16 @@ def load_personagym(path: Path, *, light: bool = False, limit: int = 0) -> Itera
             if not isinstance(items, list) or not items or not all(isinstance(q, str) and q.strip() for q in items):
                 raise DramatisError(f"{where}: '{task}' must be a non-empty list of non-empty questions")
             for index, q in enumerate(items[:1] if light else items):
-                asked.append(Question(id=stable_id("q", who.id, task, str(index)), benchmark="personagym", persona_id=who.id,
-                                      task=task, index=index, text=q.strip()))
+                asked.append(
+                    Question(
+                        id=stable_id("q", who.id, task, str(index)),
+                        benchmark="personagym",
+                        persona_id=who.id,
+                        task=task,
+                        index=index,
+                        text=q.strip(),
+                    )
+                )
         yield who, asked
 
 
@@ -73,5 +85,7 @@ def load_rubrics(folder: Path) -> dict[str, str]:
     folder = Path(folder)
     missing = [t for t in TASKS if not (folder / f"{t}.txt").is_file()]
     if missing:
-        raise DramatisError(f"{folder}: no rubric for {', '.join(missing)} (expected {folder / (missing[0] + '.txt')})")
+        raise DramatisError(
+            f"{folder}: no rubric for {', '.join(missing)} (expected {folder / (missing[0] + '.txt')})"
+        )
     return {t: (folder / f"{t}.txt").read_text(encoding="utf-8") for t in TASKS}

@@ -20,12 +20,12 @@ from personas.language import detect_language
 from personas.profiles import LANGUAGE_NAMES, fill
 from personas.records import Character, Persona, derive_seed, stable_id
 from synth.backend import ChatRequest
-from synth.llm import generate_validated, json_object
 from synth.dedup import words
-from synth.quality import check_turn, echo
-from synth.records import Dialogue, Prompt
+from synth.llm import generate_validated, json_object
 from synth.pipeline import instruction_mapping, run_recipe
 from synth.prompts import load_prompts
+from synth.quality import check_turn, echo
+from synth.records import Dialogue, Prompt
 from synth.roleplay import text_schema, translate_messages
 from synth.runner import Stage, load_records
 
@@ -37,22 +37,26 @@ LINE = {  # the system prompt of a one-line persona: the profile template's head
     "de": "Du bist die unten beschriebene Person. Bleib in der Rolle: sprich wie sie, niemals wie ein KI-Assistent.\n\n{persona}",
     "ru": "Ты — человек, описанный ниже. Оставайся в роли: говори как он, никогда как ИИ-ассистент.\n\n{persona}",
 }
-PROBE_SYSTEM = ("You write evaluation questions for role-play models in the PersonaGym style: each question puts the "
-                "persona in a concrete situation where the evaluation task shows. Answer with the JSON object only.")
+PROBE_SYSTEM = (
+    "You write evaluation questions for role-play models in the PersonaGym style: each question puts the "
+    "persona in a concrete situation where the evaluation task shows. Answer with the JSON object only."
+)
 
 
 class Job(BaseModel):
     """One generator request of the questions stage: translate an instruction prompt, or write a task's probes."""
+
     id: str
     character_id: str
-    kind: str          # "translate" | "probe"
+    kind: str  # "translate" | "probe"
     task: str
-    question_id: str   # translate: the prompt's id (shared by every character); probe: ''
-    text: str          # translate: the prompt's text
+    question_id: str  # translate: the prompt's id (shared by every character); probe: ''
+    text: str  # translate: the prompt's text
 
 
 class Written(BaseModel):
     """What one accepted job yields."""
+
     id: str
     questions: list[Question]
 
@@ -71,8 +75,14 @@ def unused_prompts(run: Path, count: int, seed: int, max_chars: int) -> list[Pro
     run itself samples only a few), a deterministic sample; ones that need an input ("...:") are left out."""
     used = {d.prompt_id for d in load_records(run / "curate", Dialogue) if d.split in ("train", "validation")}
     recipe = run_recipe(run)
-    usable = [p for p in load_prompts(recipe.instructions.sources, instruction_mapping(recipe), recipe.instructions.split)
-              if p.id not in used and len(p.turns) == 1 and not p.turns[0].rstrip().endswith(":") and len(p.turns[0]) <= max_chars]
+    usable = [
+        p
+        for p in load_prompts(recipe.instructions.sources, instruction_mapping(recipe), recipe.instructions.split)
+        if p.id not in used
+        and len(p.turns) == 1
+        and not p.turns[0].rstrip().endswith(":")
+        and len(p.turns[0]) <= max_chars
+    ]
     return sorted(usable, key=lambda p: (derive_seed(seed, p.id, "eval"), p.id))[:count]
 
 
@@ -87,22 +97,35 @@ def heldout_characters(run: Path, splits: list[str], limit: int) -> list[Charact
 
 def probe_schema(n: int, max_chars: int) -> dict:
     item = {"type": "string", "minLength": 10, "maxLength": max_chars}
-    return {"type": "object", "properties": {"questions": {"type": "array", "items": item, "minItems": n, "maxItems": n}},
-            "required": ["questions"], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {"questions": {"type": "array", "items": item, "minItems": n, "maxItems": n}},
+        "required": ["questions"],
+        "additionalProperties": False,
+    }
 
 
 def _probe_ask(task: str, description: str, persona: str, n: int, language: str) -> str:
-    return (f"Evaluation task: {task}\nWhat it tests: {description}\n\nPersona: {persona}\n\n"
-            f"Write {n} questions in {LANGUAGE_NAMES.get(language, language)} for this persona.")
+    return (
+        f"Evaluation task: {task}\nWhat it tests: {description}\n\nPersona: {persona}\n\n"
+        f"Write {n} questions in {LANGUAGE_NAMES.get(language, language)} for this persona."
+    )
 
 
-def probe_messages(character: Character, task: str, description: str, n: int, example: tuple[str, list[str]]) -> list[dict]:
+def probe_messages(
+    character: Character, task: str, description: str, n: int, example: tuple[str, list[str]]
+) -> list[dict]:
     """Few-shot: a real PersonaGym persona with its first questions of the task, then the character to write for."""
     persona, questions = example
-    return [{"role": "system", "content": PROBE_SYSTEM},
-            {"role": "user", "content": _probe_ask(task, description, persona, n, "en")},
-            {"role": "assistant", "content": json.dumps({"questions": questions[:n]}, ensure_ascii=False)},
-            {"role": "user", "content": _probe_ask(task, description, f"{character.name}: {character.persona}", n, character.language)}]
+    return [
+        {"role": "system", "content": PROBE_SYSTEM},
+        {"role": "user", "content": _probe_ask(task, description, persona, n, "en")},
+        {"role": "assistant", "content": json.dumps({"questions": questions[:n]}, ensure_ascii=False)},
+        {
+            "role": "user",
+            "content": _probe_ask(task, description, f"{character.name}: {character.persona}", n, character.language),
+        },
+    ]
 
 
 def parse_probes(result, language: str, example: list[str]) -> list[str]:
@@ -115,16 +138,30 @@ def parse_probes(result, language: str, example: list[str]) -> list[str]:
         if len(words(q)) < MIN_WORDS:
             raise Rejected("too_short", f"a question of fewer than {MIN_WORDS} words: {q[:80]!r}")
         if detect_language(q) != language:
-            raise Rejected("wrong_language", f"question written in {detect_language(q)}, asked for {language}: {q[:80]!r}")
+            raise Rejected(
+                "wrong_language", f"question written in {detect_language(q)}, asked for {language}: {q[:80]!r}"
+            )
         echo(q, {"the example": "\n".join(example)})
     if len({q.casefold() for q in questions}) < len(questions):
         raise Rejected("duplicate", "two questions are the same")
     return questions
 
 
-def questions_stage(seed: int, chunk_size: int, backend, cache, characters: list[Character], rubrics: dict[str, str],
-                    examples: dict[str, tuple[str, list[str]]], *, n: int, max_chars: int, temperature: float,
-                    max_attempts: int, model: str) -> Stage:
+def questions_stage(
+    seed: int,
+    chunk_size: int,
+    backend,
+    cache,
+    characters: list[Character],
+    rubrics: dict[str, str],
+    examples: dict[str, tuple[str, list[str]]],
+    *,
+    n: int,
+    max_chars: int,
+    temperature: float,
+    max_attempts: int,
+    model: str,
+) -> Stage:
     """Jobs → the generated `Question`s (translated prompts, probes); a job that fails every attempt is a reject."""
     by_id, descriptions = {c.id: c for c in characters}, task_descriptions(rubrics)
 
@@ -133,9 +170,19 @@ def questions_stage(seed: int, chunk_size: int, backend, cache, characters: list
         if job.kind == "translate":
             messages, schema = translate_messages(job.text, c.language), text_schema(max(max_chars, 2 * len(job.text)))
         else:
-            messages, schema = probe_messages(c, job.task, descriptions[job.task], n, examples[job.task]), probe_schema(n, max_chars)
-        return ChatRequest(messages=messages, seed=derive_seed(seed, job.id, attempt), max_tokens=max(256, n * max_chars // 2),
-                           temperature=temperature, top_p=1.0, top_k=64, json_schema=schema)
+            messages, schema = (
+                probe_messages(c, job.task, descriptions[job.task], n, examples[job.task]),
+                probe_schema(n, max_chars),
+            )
+        return ChatRequest(
+            messages=messages,
+            seed=derive_seed(seed, job.id, attempt),
+            max_tokens=max(256, n * max_chars // 2),
+            temperature=temperature,
+            top_p=1.0,
+            top_k=64,
+            json_schema=schema,
+        )
 
     def parse(job: Job, result, req, attempt: int) -> Written:
         c = by_id[job.character_id]
@@ -144,35 +191,82 @@ def questions_stage(seed: int, chunk_size: int, backend, cache, characters: list
             if not isinstance(text, str):
                 raise Rejected("schema_violation", "no 'text' string in the output")
             text = check_turn(text, result.finish_reason, c.language, own_name="", other_names={})
-            return Written(id=job.id, questions=[Question(id=job.question_id, benchmark="heldout", persona_id=c.id,
-                                                          task=INSTRUCTION, index=0, text=text)])
+            return Written(
+                id=job.id,
+                questions=[
+                    Question(
+                        id=job.question_id, benchmark="heldout", persona_id=c.id, task=INSTRUCTION, index=0, text=text
+                    )
+                ],
+            )
         texts = parse_probes(result, c.language, examples[job.task][1])
-        return Written(id=job.id, questions=[Question(id=stable_id("q", c.id, job.task, str(i)), benchmark="heldout",
-                                                      persona_id=c.id, task=job.task, index=i, text=q) for i, q in enumerate(texts)])
+        return Written(
+            id=job.id,
+            questions=[
+                Question(
+                    id=stable_id("q", c.id, job.task, str(i)),
+                    benchmark="heldout",
+                    persona_id=c.id,
+                    task=job.task,
+                    index=i,
+                    text=q,
+                )
+                for i, q in enumerate(texts)
+            ],
+        )
 
     def process(chunk: list[Job], counters: Counter):
-        for out in generate_validated(backend(), cache, chunk, stage="questions", request=request, parse=parse,
-                                      max_attempts=max_attempts, counters=counters):
+        for out in generate_validated(
+            backend(),
+            cache,
+            chunk,
+            stage="questions",
+            request=request,
+            parse=parse,
+            max_attempts=max_attempts,
+            counters=counters,
+        ):
             yield from (out.questions if isinstance(out, Written) else [out])
 
-    settings = {"n": n, "max_chars": max_chars, "temperature": temperature, "max_attempts": max_attempts, "model": model,
-                "seed": seed, "examples": examples}
+    settings = {
+        "n": n,
+        "max_chars": max_chars,
+        "temperature": temperature,
+        "max_attempts": max_attempts,
+        "model": model,
+        "seed": seed,
+        "examples": examples,
+    }
     return Stage("questions", Question, process, chunk_size, settings, rebuild=True)
 
 
-def question_jobs(characters: list[Character], prompts: list[Prompt], probes: int) -> tuple[list[Job], dict[str, list[Question]]]:
+def question_jobs(
+    characters: list[Character], prompts: list[Prompt], probes: int
+) -> tuple[list[Job], dict[str, list[Question]]]:
     """The generator's jobs, and the questions that need none (prompts already in the character's language)."""
     jobs, ready = [], {c.id: [] for c in characters}
     for c in characters:
         for p in prompts:
             if p.language == c.language:
-                ready[c.id].append(Question(id=p.id, benchmark="heldout", persona_id=c.id, task=INSTRUCTION, index=0, text=p.turns[0]))
+                ready[c.id].append(
+                    Question(id=p.id, benchmark="heldout", persona_id=c.id, task=INSTRUCTION, index=0, text=p.turns[0])
+                )
             else:
-                jobs.append(Job(id=stable_id("t", c.id, p.id), character_id=c.id, kind="translate", task=INSTRUCTION,
-                                question_id=p.id, text=p.turns[0]))
+                jobs.append(
+                    Job(
+                        id=stable_id("t", c.id, p.id),
+                        character_id=c.id,
+                        kind="translate",
+                        task=INSTRUCTION,
+                        question_id=p.id,
+                        text=p.turns[0],
+                    )
+                )
         if probes:
-            jobs += [Job(id=stable_id("g", c.id, task), character_id=c.id, kind="probe", task=task, question_id="", text="")
-                     for task in TASKS]
+            jobs += [
+                Job(id=stable_id("g", c.id, task), character_id=c.id, kind="probe", task=task, question_id="", text="")
+                for task in TASKS
+            ]
     return jobs, ready
 
 
@@ -182,19 +276,52 @@ def example_questions(path: Path) -> dict[str, tuple[str, list[str]]]:
     return {t: (persona.text, [q.text for q in questions if q.task == t]) for t in TASKS}
 
 
-def item(benchmark: str, q: Question, *, character_id: str, name: str, language: str, system: str, persona: str, profile: str) -> Item:
-    return Item(id=stable_id("i", benchmark, character_id, q.id), benchmark=benchmark, task=q.task, question_id=q.id, question=q.text,
-                character_id=character_id, character=name, language=language, system=system, persona=persona, profile=profile)
+def item(
+    benchmark: str,
+    q: Question,
+    *,
+    character_id: str,
+    name: str,
+    language: str,
+    system: str,
+    persona: str,
+    profile: str,
+) -> Item:
+    return Item(
+        id=stable_id("i", benchmark, character_id, q.id),
+        benchmark=benchmark,
+        task=q.task,
+        question_id=q.id,
+        question=q.text,
+        character_id=character_id,
+        character=name,
+        language=language,
+        system=system,
+        persona=persona,
+        profile=profile,
+    )
 
 
 def heldout_items(characters: list[Character], questions: list[Question]) -> list[Item]:
     """Each character's questions in a fixed order: instruction prompts first, then the probes task by task."""
     order = {t: i for i, t in enumerate((INSTRUCTION, *TASKS))}
     by_character = {c.id: c for c in characters}
-    return [item("heldout", q, character_id=c.id, name=c.name, language=c.language, system=c.system_prompt, persona=c.persona,
-                 profile="profile")
-            for q in sorted(questions, key=lambda q: (list(by_character).index(q.persona_id), order[q.task], q.index, q.id))
-            for c in [by_character[q.persona_id]]]
+    return [
+        item(
+            "heldout",
+            q,
+            character_id=c.id,
+            name=c.name,
+            language=c.language,
+            system=c.system_prompt,
+            persona=c.persona,
+            profile="profile",
+        )
+        for q in sorted(
+            questions, key=lambda q: (list(by_character).index(q.persona_id), order[q.task], q.index, q.id)
+        )
+        for c in [by_character[q.persona_id]]
+    ]
 
 
 def line_prompt(persona: Persona) -> str:
@@ -206,7 +333,16 @@ def personagym_items(asked: list[tuple[Persona, list[Question]]], profiles: dict
     items = []
     for persona, questions in asked:
         c = profiles.get(persona.id)
-        who = dict(character_id=c.id, name=c.name, language=c.language, system=c.system_prompt, profile="profile") if c else \
-            dict(character_id=persona.id, name=persona.text, language=persona.language, system=line_prompt(persona), profile="line")
+        who = (
+            dict(character_id=c.id, name=c.name, language=c.language, system=c.system_prompt, profile="profile")
+            if c
+            else dict(
+                character_id=persona.id,
+                name=persona.text,
+                language=persona.language,
+                system=line_prompt(persona),
+                profile="line",
+            )
+        )
         items += [item("personagym", q, persona=persona.text, **who) for q in questions]
     return items

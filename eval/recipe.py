@@ -21,7 +21,9 @@ class HeldoutConfig:
     splits: list = knob(["heldout"], "character splits to evaluate: heldout, and validation (never trained on either)")
     characters: int = knob(0, "evaluate the first N of those characters (0 = all)")
     prompts: int = knob(8, "instruction prompts no training or validation row used, asked of every character")
-    probes: int = knob(2, "probing questions per PersonaGym task written for each character by the generator (0 = none)")
+    probes: int = knob(
+        2, "probing questions per PersonaGym task written for each character by the generator (0 = none)"
+    )
     max_chars: int = knob(300, "longest probing question or translated prompt, in characters")
     temperature: float = knob(0.7, "generator sampling temperature")
     max_attempts: int = knob(3, "generator attempts (new seed each) before a character's question set is rejected")
@@ -33,8 +35,11 @@ class PersonaGymConfig:
     rubrics: str = knob(PERSONAGYM + "rubrics", "folder of the five task rubrics (<task>.txt)")
     light: bool = knob(True, "PersonaGym-Light: the first question of each task only")
     limit: int = knob(0, "the first N personas (0 = all)")
-    persona: str = knob("profile", "'profile' (expanded by the profile stage; a rejected expansion falls back to the "
-                                   "line) or 'line' (the one-line persona as the system prompt)")
+    persona: str = knob(
+        "profile",
+        "'profile' (expanded by the profile stage; a rejected expansion falls back to the "
+        "line) or 'line' (the one-line persona as the system prompt)",
+    )
 
 
 @dataclass
@@ -45,14 +50,20 @@ class ResponderConfig:
     top_p: float = knob(1.0, "nucleus sampling (1.0 = off)")
     top_k: int = knob(64, "sample from the k likeliest tokens (0 = off); on CPU cheaper than top_p")
     repetition_penalty: float = knob(1.05, "vLLM repetition penalty (1.0 = off)")
-    latency_probes: int = knob(8, "requests sent one at a time per model to time first token and whole reply (0 = off)")
+    latency_probes: int = knob(
+        8, "requests sent one at a time per model to time first token and whole reply (0 = off)"
+    )
 
 
 @dataclass
 class JudgeConfig:
-    models: list = knob(["judge=gemma3-270m"], "judges as label=model; several are averaged ([] = judge-free metrics only)")
+    models: list = knob(
+        ["judge=gemma3-270m"], "judges as label=model; several are averaged ([] = judge-free metrics only)"
+    )
     backend: BackendConfig = field(default_factory=BackendConfig)
-    rubrics: list = knob(list(RUBRICS), "persona (PersonaGym's 1-5 rubric of the question's task) and/or roleplay (0-4, every reply)")
+    rubrics: list = knob(
+        list(RUBRICS), "persona (PersonaGym's 1-5 rubric of the question's task) and/or roleplay (0-4, every reply)"
+    )
     gsb: bool = knob(True, "pairwise good/same/bad of every model against the first, both orders judged")
     max_tokens: int = knob(200, "output token budget per judgement")
     max_justification: int = knob(300, "longest justification, in characters (the grammar closes it there)")
@@ -65,8 +76,10 @@ class EvalRecipe:
     seed: int = knob(0, "root of every random choice")
     chunk_size: int = knob(256, "records per shard; also the unit of resume")
     benchmarks: list = knob(list(BENCHMARKS), "heldout and/or personagym")
-    models: list = knob(["base=gemma3-270m", "tuned=runs/demo/train/merged"],
-                        "models under test as label=model; the first is the reference of every comparison")
+    models: list = knob(
+        ["base=gemma3-270m", "tuned=runs/demo/train/merged"],
+        "models under test as label=model; the first is the reference of every comparison",
+    )
     backend: BackendConfig = field(default_factory=BackendConfig)
     responder: ResponderConfig = field(default_factory=ResponderConfig)
     generator: BackendConfig = field(default_factory=BackendConfig)

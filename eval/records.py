@@ -22,7 +22,9 @@ class Item(BaseModel):
     language: str
     system: str = Field(description="the system prompt the model answers under (the training template)")
     persona: str = Field(description="the one-line persona: what PersonaGym's judge reads")
-    profile: str = Field(description="'profile' (expanded by the profile stage) or 'line' (the one-line persona as given)")
+    profile: str = Field(
+        description="'profile' (expanded by the profile stage) or 'line' (the one-line persona as given)"
+    )
 
 
 class Reply(Item):
@@ -36,7 +38,9 @@ class Reply(Item):
     finish_reason: str
     prompt_tokens: int
     output_tokens: int
-    out_of_character: str = Field(description="'' when the judge-free checks read it as the character speaking, else why not")
+    out_of_character: str = Field(
+        description="'' when the judge-free checks read it as the character speaking, else why not"
+    )
 
 
 class Judgement(BaseModel):

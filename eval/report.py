@@ -28,8 +28,16 @@ from synth.report import _axes
 from synth.shards import arrow_schema, staged_folder, write_shard
 
 OVERALL = {"persona": "PersonaScore", "roleplay": "overall"}  # rubric → its overall row
-RATES = ("in_character", "assistant_speak", "wrong_character", "language_match", "distinct_1", "distinct_2", "self_bleu",
-         "profile_retrieval")
+RATES = (
+    "in_character",
+    "assistant_speak",
+    "wrong_character",
+    "language_match",
+    "distinct_1",
+    "distinct_2",
+    "self_bleu",
+    "profile_retrieval",
+)
 ALL_JUDGES, REPLY_CHARS = "all judges", 600
 GSB_COLORS = {"G": "tab:green", "S": "lightgray", "B": "tab:red"}
 
@@ -54,8 +62,13 @@ def unit_scores(judgements: list[Judgement]) -> tuple[dict, dict]:
 def _row(values: dict[str, dict], reference: str) -> dict:
     """Each model's mean [CI] over its units; each other model's paired Δ against the reference."""
     # Values in unit order: the bootstrap's bounds depend on the order it is handed, not only on the seed.
-    models = {m: dict(zip(("mean", "lo", "hi"), mean_ci([v[k] for k in sorted(v)])), n=len(v)) for m, v in values.items()}
-    return {"models": models, "delta": {m: paired_diff(values[reference], v) for m, v in values.items() if m != reference}}
+    models = {
+        m: dict(zip(("mean", "lo", "hi"), mean_ci([v[k] for k in sorted(v)]), strict=False), n=len(v)) for m, v in values.items()
+    }
+    return {
+        "models": models,
+        "delta": {m: paired_diff(values[reference], v) for m, v in values.items() if m != reference},
+    }
 
 
 def persona_score(values: dict, units: dict) -> dict[str, float]:
@@ -70,8 +83,10 @@ def persona_score(values: dict, units: dict) -> dict[str, float]:
 def score_table(per_model: dict, units: dict, rubric: str, models: list[str], reference: str) -> dict:
     """Row name → _row: one row per task, then the overall row (PersonaScore for the persona rubric)."""
     values = {m: per_model.get(m, {}) for m in models}
-    rows = {task: _row({m: {u: s for u, s in v.items() if units[u[0]][0] == task} for m, v in values.items()}, reference)
-            for task in task_order({units[i][0] for v in values.values() for i, _ in v})}
+    rows = {
+        task: _row({m: {u: s for u, s in v.items() if units[u[0]][0] == task} for m, v in values.items()}, reference)
+        for task in task_order({units[i][0] for v in values.values() for i, _ in v})
+    }
     if rubric == "persona":
         values = {m: persona_score(v, units) for m, v in values.items()}
     return {**rows, OVERALL[rubric]: _row(values, reference)}
@@ -84,17 +99,39 @@ def gsb_rows(verdicts: list[Verdict]) -> list[dict]:
     for v in verdicts:
         for judge in (v.judge, ALL_JUDGES):
             groups[v.model_a, v.model_b, judge].append(v)
-    return [{"judge": j, "model_a": a, "model_b": b, **gsb([v.outcome for v in vs]),
-             "flips": sum({v.a_first, v.b_first} == {"a", "b"} for v in vs)}
-            for (a, b, j), vs in sorted(groups.items(), key=lambda kv: (*kv[0][:2], kv[0][2] == ALL_JUDGES, kv[0][2]))]
+    return [
+        {
+            "judge": j,
+            "model_a": a,
+            "model_b": b,
+            **gsb([v.outcome for v in vs]),
+            "flips": sum({v.a_first, v.b_first} == {"a", "b"} for v in vs),
+        }
+        for (a, b, j), vs in sorted(groups.items(), key=lambda kv: (*kv[0][:2], kv[0][2] == ALL_JUDGES, kv[0][2]))
+    ]
 
 
 def judge_free(replies: list[Reply], models: list[str]) -> dict[str, dict]:
     """Model → eval.judge_free metrics over its replies (models with no replies left out)."""
-    return {m: judge_free_metrics([Answer(text=r.text, finish_reason=r.finish_reason, character=r.character,
-                                          language=r.language, profile=r.system, question_id=r.question_id,
-                                          question=r.question) for r in replies if r.model == m])
-            for m in models if any(r.model == m for r in replies)}
+    return {
+        m: judge_free_metrics(
+            [
+                Answer(
+                    text=r.text,
+                    finish_reason=r.finish_reason,
+                    character=r.character,
+                    language=r.language,
+                    profile=r.system,
+                    question_id=r.question_id,
+                    question=r.question,
+                )
+                for r in replies
+                if r.model == m
+            ]
+        )
+        for m in models
+        if any(r.model == m for r in replies)
+    }
 
 
 def examples(replies: list[Reply], scores: dict, models: list[str], reference: str, count: int) -> list[dict]:
@@ -116,14 +153,25 @@ def examples(replies: list[Reply], scores: dict, models: list[str], reference: s
 
 def _side_by_side(unit: tuple, answered: dict[str, Reply], scores: dict, models: list[str]) -> dict:
     asked = next(iter(answered.values()))
-    return {"item_id": unit[0], "seed": unit[1], "task": asked.task, "character": asked.character, "question": asked.question,
-            "replies": {m: {"text": _clip(answered[m].text),
-                            "scores": {rubric: s[m][unit] for rubric, s in scores.items() if unit in s.get(m, {})}}
-                        for m in models if m in answered}}
+    return {
+        "item_id": unit[0],
+        "seed": unit[1],
+        "task": asked.task,
+        "character": asked.character,
+        "question": asked.question,
+        "replies": {
+            m: {
+                "text": _clip(answered[m].text),
+                "scores": {rubric: s[m][unit] for rubric, s in scores.items() if unit in s.get(m, {})},
+            }
+            for m in models
+            if m in answered
+        },
+    }
 
 
 def _clip(text: str) -> str:
-    return text if len(text) <= REPLY_CHARS else text[:REPLY_CHARS - 1] + "…"
+    return text if len(text) <= REPLY_CHARS else text[: REPLY_CHARS - 1] + "…"
 
 
 def gather(replies: list[Reply], judgements: list[Judgement], verdicts: list[Verdict], meta: dict) -> dict:
@@ -141,12 +189,19 @@ def gather(replies: list[Reply], judgements: list[Judgement], verdicts: list[Ver
             "scores": {rubric: score_table(s, units, rubric, models, reference) for rubric, s in rubrics.items()},
             "gsb": gsb_rows([v for v in verdicts if v.benchmark == bench]),
             "judge_free": judge_free(rs, models),
-            "out_of_character": {m: dict(Counter(r.out_of_character for r in rs if r.model == m and r.out_of_character)
-                                         .most_common()) for m in models},
+            "out_of_character": {
+                m: dict(Counter(r.out_of_character for r in rs if r.model == m and r.out_of_character).most_common())
+                for m in models
+            },
             "examples": examples(rs, rubrics, models, reference, meta.get("examples", 3)),
         }
-    return {"name": meta.get("name", ""), "reference": reference, "models": models, "benchmarks": benchmarks,
-            "meta": meta}
+    return {
+        "name": meta.get("name", ""),
+        "reference": reference,
+        "models": models,
+        "benchmarks": benchmarks,
+        "meta": meta,
+    }
 
 
 # -------------------------------------------------------------------------------------------------------------- plots
@@ -155,30 +210,50 @@ def _grouped(title: str, ylabel: str, groups: list[str], series: dict[str, list[
     fig, ax = _axes(title, "", ylabel, size=(max(6.4, 1.1 * len(groups) + 2), 3.8))
     width = 0.8 / max(len(series), 1)
     for i, (model, values) in enumerate(series.items()):
-        mean, lo, hi = (np.array(x, dtype=float) for x in zip(*values))
+        mean, lo, hi = (np.array(x, dtype=float) for x in zip(*values, strict=False))
         # A zero-width interval may come back a hair inside its mean; matplotlib refuses negative error bars.
         err = np.nan_to_num(np.maximum([mean - lo, hi - mean], 0))
-        ax.bar(np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width, mean, width, yerr=err if err.any() else None,
-               capsize=3, label=model)
+        ax.bar(
+            np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width,
+            mean,
+            width,
+            yerr=err if err.any() else None,
+            capsize=3,
+            label=model,
+        )
     ax.set_xticks(range(len(groups)), [g.replace(" ", "\n") for g in groups], fontsize=8)
     ax.legend(fontsize=8)
     return fig
 
 
 def _scores(bench: str, b: dict):
-    rows = b["scores"].get("persona", {}) | {"roleplay (0–4)": r for r in [b["scores"].get("roleplay", {}).get("overall")] if r}
-    return _grouped(f"{bench}: judge scores (mean, 95% CI)", "score", list(rows),
-                    {m: [(c["mean"], c["lo"], c["hi"]) for c in (r["models"][m] for r in rows.values())]
-                     for m in next(iter(rows.values()))["models"]})
+    rows = b["scores"].get("persona", {}) | {
+        "roleplay (0–4)": r for r in [b["scores"].get("roleplay", {}).get("overall")] if r
+    }
+    return _grouped(
+        f"{bench}: judge scores (mean, 95% CI)",
+        "score",
+        list(rows),
+        {
+            m: [(c["mean"], c["lo"], c["hi"]) for c in (r["models"][m] for r in rows.values())]
+            for m in next(iter(rows.values()))["models"]
+        },
+    )
 
 
 def _rates(bench: str, b: dict):
-    return _grouped(f"{bench}: judge-free metrics", "% of replies (diversity, BLEU, retrieval × 100)", list(RATES),
-                    {m: [(100 * x[k],) * 3 for k in RATES] for m, x in b["judge_free"].items()})
+    return _grouped(
+        f"{bench}: judge-free metrics",
+        "% of replies (diversity, BLEU, retrieval × 100)",
+        list(RATES),
+        {m: [(100 * x[k],) * 3 for k in RATES] for m, x in b["judge_free"].items()},
+    )
 
 
 def _gsb(bench: str, rows: list[dict]):
-    fig, ax = _axes(f"{bench}: GSB (b vs a)", "share of verdicts (%)", "", size=(7.5, 0.5 * len(rows) + 1.8), count_axis="x")
+    fig, ax = _axes(
+        f"{bench}: GSB (b vs a)", "share of verdicts (%)", "", size=(7.5, 0.5 * len(rows) + 1.8), count_axis="x"
+    )
     labels = [f"{r['judge']}: {r['model_b']} vs {r['model_a']}" for r in rows][::-1]  # the first row on top
     left = np.zeros(len(rows))
     for k, color in GSB_COLORS.items():
@@ -199,9 +274,11 @@ def draw_plots(n: dict, folder: Path) -> dict[str, list[tuple[str, str]]]:
     """Each benchmark's plots that have data, saved as PNG into `folder`: benchmark → (file name, caption) pairs."""
     made = {}
     for bench, b in n["benchmarks"].items():
-        plots = [("scores", "Judge scores per task with 95% CIs", b["scores"], _scores),
-                 ("judge_free", "Judge-free metrics per model", b["judge_free"], _rates),
-                 ("gsb", "GSB shares per judge and model pair", b["gsb"], lambda bench, b: _gsb(bench, b["gsb"]))]
+        plots = [
+            ("scores", "Judge scores per task with 95% CIs", b["scores"], _scores),
+            ("judge_free", "Judge-free metrics per model", b["judge_free"], _rates),
+            ("gsb", "GSB shares per judge and model pair", b["gsb"], lambda bench, b: _gsb(bench, b["gsb"])),
+        ]
         made[bench] = []
         for kind, caption, data, draw in plots:
             if data:
@@ -239,11 +316,19 @@ def headline(n: dict) -> list[str]:
             parts = []
             for rubric, label in (("persona", "PersonaScore"), ("roleplay", "roleplay")):
                 if row := b["scores"].get(rubric, {}).get(OVERALL[rubric]):
-                    parts.append(f"{label} Δ {_ci(row['delta'][m], '+')}" if m != ref else f"{label} {_ci(row['models'][m])}")
-            parts += [f"GSB {_num(r['score'], '{:+.2f}')}" for r in b["gsb"]
-                      if (r["judge"], r["model_a"], r["model_b"]) == (ALL_JUDGES, ref, m)]
-            if rates := [_num(b["judge_free"][x]["in_character"], "{:.0%}") for x in dict.fromkeys([ref, m])
-                         if "in_character" in b["judge_free"].get(x, {})]:
+                    parts.append(
+                        f"{label} Δ {_ci(row['delta'][m], '+')}" if m != ref else f"{label} {_ci(row['models'][m])}"
+                    )
+            parts += [
+                f"GSB {_num(r['score'], '{:+.2f}')}"
+                for r in b["gsb"]
+                if (r["judge"], r["model_a"], r["model_b"]) == (ALL_JUDGES, ref, m)
+            ]
+            if rates := [
+                _num(b["judge_free"][x]["in_character"], "{:.0%}")
+                for x in dict.fromkeys([ref, m])
+                if "in_character" in b["judge_free"].get(x, {})
+            ]:
                 parts.append("in character " + " → ".join(rates))
             who = f"{m} vs {ref}" if m != ref else m
             lines.append(f"- **{who} · {bench}**: " + (" · ".join(parts) or "no results"))
@@ -260,27 +345,56 @@ def _benchmark(bench: str, b: dict, n: dict, plots: list[tuple[str, str]]) -> li
     lines += ["Replies: " + ", ".join(f"{m} {k}" for m, k in b["replies"].items()), ""]
     for rubric, rows in b["scores"].items():
         lines += [f"### Rubric: {rubric}", ""]
-        lines += _table(["task", *(f"{m} mean [lo, hi] (n)" for m in models), *(f"Δ {m} − {ref} [lo, hi]" for m in others)],
-                        [[f"**{task}**" if task == OVERALL[rubric] else task,
-                          *(f"{_ci(r['models'][m])} ({r['models'][m]['n']})" for m in models),
-                          *(f"{_ci(r['delta'][m], '+')} (n={r['delta'][m]['n']})" for m in others)] for task, r in rows.items()])
+        lines += _table(
+            ["task", *(f"{m} mean [lo, hi] (n)" for m in models), *(f"Δ {m} − {ref} [lo, hi]" for m in others)],
+            [
+                [
+                    f"**{task}**" if task == OVERALL[rubric] else task,
+                    *(f"{_ci(r['models'][m])} ({r['models'][m]['n']})" for m in models),
+                    *(f"{_ci(r['delta'][m], '+')} (n={r['delta'][m]['n']})" for m in others),
+                ]
+                for task, r in rows.items()
+            ],
+        )
     lines += [f"![{caption}]({name})\n" for name, caption in plots]
     if b["gsb"]:
         lines += ["### GSB (good / same / bad for b; a flip is the two orders disagreeing)", ""]
-        lines += _table(["judge", "b vs a", "G", "S", "B", "flips", "(G−B)/(G+S+B)"],
-                        [[r["judge"], f"{r['model_b']} vs {r['model_a']}", r["G"], r["S"], r["B"], r["flips"],
-                          _num(r["score"], "{:+.2f}")] for r in b["gsb"]], 2)
+        lines += _table(
+            ["judge", "b vs a", "G", "S", "B", "flips", "(G−B)/(G+S+B)"],
+            [
+                [
+                    r["judge"],
+                    f"{r['model_b']} vs {r['model_a']}",
+                    r["G"],
+                    r["S"],
+                    r["B"],
+                    r["flips"],
+                    _num(r["score"], "{:+.2f}"),
+                ]
+                for r in b["gsb"]
+            ],
+            2,
+        )
     if jf := b["judge_free"]:
         metrics = list(dict.fromkeys(k for x in jf.values() for k in x))
         lines += ["### Judge-free metrics", ""]
-        lines += _table(["metric", *jf], [[k, *(_num(x.get(k), "{:,}" if k == "replies" else "{:.3f}") for x in jf.values())]
-                                          for k in metrics])
-        lines += [f"- Why out of character, **{m}**: " + (", ".join(f"{k} {v}" for k, v in why.items()) or "never")
-                  for m, why in b["out_of_character"].items() if m in jf] + [""]
+        lines += _table(
+            ["metric", *jf],
+            [[k, *(_num(x.get(k), "{:,}" if k == "replies" else "{:.3f}") for x in jf.values())] for k in metrics],
+        )
+        lines += [
+            f"- Why out of character, **{m}**: " + (", ".join(f"{k} {v}" for k, v in why.items()) or "never")
+            for m, why in b["out_of_character"].items()
+            if m in jf
+        ] + [""]
     if b["examples"]:
         lines += [f"### Side by side (replies clipped to {REPLY_CHARS} characters)", ""]
     for i, e in enumerate(b["examples"], start=1):
-        lines += [f"**{i}. {e['character']}** · {e['task']} · `{e['item_id']}` seed {e['seed']}", "", *_quote(e["question"])]
+        lines += [
+            f"**{i}. {e['character']}** · {e['task']} · `{e['item_id']}` seed {e['seed']}",
+            "",
+            *_quote(e["question"]),
+        ]
         for m, r in e["replies"].items():
             scored = ", ".join(f"{k} {v:.2f}" for k, v in r["scores"].items())
             lines += [f"*{m}*" + (f" ({scored})" if scored else ""), "", *_quote(r["text"])]
@@ -290,13 +404,20 @@ def _benchmark(bench: str, b: dict, n: dict, plots: list[tuple[str, str]]) -> li
 def _identities(n: dict) -> list[str]:
     """Who was evaluated and who judged: what a reader needs to reproduce or compare the numbers."""
     models, judges = n["meta"]["models"], n["meta"].get("judges", {})
-    lines = ["## Models", ""] + _table(["model", "model_id", "kind"],
-                                       [[m, models.get(m, {}).get("model_id", "–"), models.get(m, {}).get("kind", "–")]
-                                        for m in n["models"]], 3)
+    lines = ["## Models", ""] + _table(
+        ["model", "model_id", "kind"],
+        [[m, models.get(m, {}).get("model_id", "–"), models.get(m, {}).get("kind", "–")] for m in n["models"]],
+        3,
+    )
     if judges:
-        lines += ["## Judges", ""] + _table(["judge", "model_id", "kind", "temperature"],
-                                            [[j, x.get("model_id", "–"), x.get("kind", "–"), _num(x.get("temperature"), "{:g}")]
-                                             for j, x in judges.items()], 3)
+        lines += ["## Judges", ""] + _table(
+            ["judge", "model_id", "kind", "temperature"],
+            [
+                [j, x.get("model_id", "–"), x.get("kind", "–"), _num(x.get("temperature"), "{:g}")]
+                for j, x in judges.items()
+            ],
+            3,
+        )
     return lines
 
 
@@ -305,23 +426,45 @@ def _costs(meta: dict) -> list[str]:
     if latency := meta.get("latency"):
         lines += ["## Latency and cost", ""] + _table(
             ["model", "requests", "first token s", "total s", "output tok/s (single request)", "batch output tok/s"],
-            [[m, _num(x.get("requests"), "{:,}"), *(_num(x.get(k)) for k in ("first_token_s", "total_s")),
-              *(_num(x.get(k), "{:,.1f}") for k in ("output_tok_s", "batch_output_tok_s"))] for m, x in latency.items()])
+            [
+                [
+                    m,
+                    _num(x.get("requests"), "{:,}"),
+                    *(_num(x.get(k)) for k in ("first_token_s", "total_s")),
+                    *(_num(x.get(k), "{:,.1f}") for k in ("output_tok_s", "batch_output_tok_s")),
+                ]
+                for m, x in latency.items()
+            ],
+        )
     if spent := meta.get("judge_tokens"):
         keys = ("requests", "prompt_tokens", "output_tokens")
-        lines += ["## Judge tokens", ""] + _table(["judge", "requests", "prompt tokens", "output tokens"],
-                                                  [[j, *(_num(x.get(k), "{:,}") for k in keys)] for j, x in spent.items()])
+        lines += ["## Judge tokens", ""] + _table(
+            ["judge", "requests", "prompt tokens", "output tokens"],
+            [[j, *(_num(x.get(k), "{:,}") for k in keys)] for j, x in spent.items()],
+        )
     if rejects := meta.get("rejects"):
-        lines += ["## Rejects", ""] + [f"- {stage}: " + (", ".join(f"{k} {v:,}" for k, v in r.items()) or "none")
-                                       for stage, r in rejects.items()] + [""]
+        lines += (
+            ["## Rejects", ""]
+            + [
+                f"- {stage}: " + (", ".join(f"{k} {v:,}" for k, v in r.items()) or "none")
+                for stage, r in rejects.items()
+            ]
+            + [""]
+        )
     if "seconds" in meta:
         lines.append(f"Evaluation took {meta['seconds']:,.0f} s.")
     return lines
 
 
 def render_markdown(n: dict, plots: dict[str, list[tuple[str, str]]]) -> str:
-    lines = [f"# Evaluation report: {n['name'] or 'evaluation'}", "", f"Reference model: **{n['reference']}**.", "",
-             *headline(n), *_identities(n)]
+    lines = [
+        f"# Evaluation report: {n['name'] or 'evaluation'}",
+        "",
+        f"Reference model: **{n['reference']}**.",
+        "",
+        *headline(n),
+        *_identities(n),
+    ]
     for bench, b in n["benchmarks"].items():
         lines += _benchmark(bench, b, n, plots.get(bench, []))
     return "\n".join(lines + _costs(n["meta"])) + "\n"
@@ -338,17 +481,23 @@ def _plain(x):
     return int(x) if isinstance(x, np.integer) else x
 
 
-def write_report(out: Path, replies: list[Reply], judgements: list[Judgement], verdicts: list[Verdict], meta: dict) -> Path:
+def write_report(
+    out: Path, replies: list[Reply], judgements: list[Judgement], verdicts: list[Verdict], meta: dict
+) -> Path:
     """Write `out/report/` (report.md, plots, report.json, the results as Arrow files); returns the report.md path."""
     numbers = gather(replies, judgements, verdicts, meta)
     numbers["headline"] = [line.replace("**", "") for line in headline(numbers) if line]  # what `dramatis eval` prints
     folder = Path(out) / "report"
     with staged_folder(folder) as staging:
-        for name, rows, record in (("replies", replies, Reply), ("judgements", judgements, Judgement),
-                                   ("verdicts", verdicts, Verdict)):
+        for name, rows, record in (
+            ("replies", replies, Reply),
+            ("judgements", judgements, Judgement),
+            ("verdicts", verdicts, Verdict),
+        ):
             write_shard(staging / f"{name}.arrow", rows, arrow_schema(record))
-        (staging / "report.json").write_text(json.dumps(_plain(numbers), indent=1, ensure_ascii=False, allow_nan=False),
-                                             encoding="utf-8")
+        (staging / "report.json").write_text(
+            json.dumps(_plain(numbers), indent=1, ensure_ascii=False, allow_nan=False), encoding="utf-8"
+        )
         plots = draw_plots(numbers, staging)
         (staging / "report.md").write_text(render_markdown(numbers, plots), encoding="utf-8")
     return folder / "report.md"

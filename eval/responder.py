@@ -13,8 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from eval.judge_free import out_of_character
-from eval.records import Item, Reply
 from eval.recipe import ResponderConfig
+from eval.records import Item, Reply
 from personas.records import stable_id
 from synth.backend import ChatRequest
 from synth.llm import complete
@@ -42,13 +42,20 @@ def model_identity(model: str, kind: str, base_url: str = "") -> str:
 
 
 def reply_request(item: Item, seed: int, cfg: ResponderConfig, max_tokens: int | None = None) -> ChatRequest:
-    return ChatRequest(messages=[{"role": "system", "content": item.system}, {"role": "user", "content": item.question}],
-                       seed=seed, max_tokens=max_tokens or cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                       top_k=cfg.top_k, repetition_penalty=cfg.repetition_penalty)
+    return ChatRequest(
+        messages=[{"role": "system", "content": item.system}, {"role": "user", "content": item.question}],
+        seed=seed,
+        max_tokens=max_tokens or cfg.max_tokens,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        top_k=cfg.top_k,
+        repetition_penalty=cfg.repetition_penalty,
+    )
 
 
-def replies_stage(label: str, model_id: str, backend, cache, cfg: ResponderConfig, names: dict[str, dict[str, str]],
-                  chunk_size: int) -> Stage:
+def replies_stage(
+    label: str, model_id: str, backend, cache, cfg: ResponderConfig, names: dict[str, dict[str, str]], chunk_size: int
+) -> Stage:
     """Items → one `Reply` per seed (seeds 0..N-1, the same for every model); a transport error is a reject.
     `names`: per benchmark, the name index of its characters (the wrong-character check)."""
 
@@ -59,16 +66,34 @@ def replies_stage(label: str, model_id: str, backend, cache, cfg: ResponderConfi
         if counters["requests_generated"]:
             # Batch throughput of what was generated now (cached replies cost no time): output tok/s in the report.
             counters["generate_ms"] += round((time.perf_counter() - began) * 1000)
-        for (item, seed), r in zip(asks, results):
+        for (item, seed), r in zip(asks, results, strict=False):
             rid = stable_id("r", label, item.id, str(seed))
             if r.finish_reason == "error":
-                yield Reject(id=rid, stage="replies", reason="backend_error", detail=r.error, record=item.model_dump_json())
+                yield Reject(
+                    id=rid, stage="replies", reason="backend_error", detail=r.error, record=item.model_dump_json()
+                )
                 continue
-            verdict = out_of_character(r.text, name=item.character, system=item.system, user=item.question,
-                                       language=item.language, finish_reason=r.finish_reason, other_names=names[item.benchmark])
-            yield Reply(**{**item.model_dump(), "id": rid}, item_id=item.id, model=label, model_id=model_id, seed=seed, text=r.text,
-                        finish_reason=r.finish_reason, prompt_tokens=r.prompt_tokens, output_tokens=r.output_tokens,
-                        out_of_character=verdict)
+            verdict = out_of_character(
+                r.text,
+                name=item.character,
+                system=item.system,
+                user=item.question,
+                language=item.language,
+                finish_reason=r.finish_reason,
+                other_names=names[item.benchmark],
+            )
+            yield Reply(
+                **{**item.model_dump(), "id": rid},
+                item_id=item.id,
+                model=label,
+                model_id=model_id,
+                seed=seed,
+                text=r.text,
+                finish_reason=r.finish_reason,
+                prompt_tokens=r.prompt_tokens,
+                output_tokens=r.output_tokens,
+                out_of_character=verdict,
+            )
 
     settings = {"model": label, "model_id": model_id, "responder": asdict(cfg)}
     return Stage("replies", Reply, process, chunk_size, settings, rebuild=True)
@@ -88,5 +113,9 @@ def measure_latency(backend, items: list[Item], cfg: ResponderConfig, count: int
         tokens += result.output_tokens
     if not total:
         return {}
-    return {"requests": len(total), "first_token_s": statistics.median(first), "total_s": statistics.median(total),
-            "output_tok_s": tokens / sum(total)}
+    return {
+        "requests": len(total),
+        "first_token_s": statistics.median(first),
+        "total_s": statistics.median(total),
+        "output_tok_s": tokens / sum(total),
+    }

@@ -14,8 +14,15 @@ from pathlib import Path
 
 from eval.judge import TEMPLATE, judgements_stage, verdicts_stage
 from eval.personagym import Question, load_personagym, load_rubrics
-from eval.questions import (example_questions, heldout_characters, heldout_items, personagym_items, question_jobs,
-                            questions_stage, unused_prompts)
+from eval.questions import (
+    example_questions,
+    heldout_characters,
+    heldout_items,
+    personagym_items,
+    question_jobs,
+    questions_stage,
+    unused_prompts,
+)
 from eval.recipe import EvalRecipe, as_dict, labelled
 from eval.records import Judgement, Reply, Verdict
 from eval.report import write_report
@@ -93,12 +100,17 @@ def run_eval(recipe: EvalRecipe) -> Path:
         prompts = unused_prompts(Path(held.run), held.prompts, recipe.seed, held.max_chars)
         examples = example_questions(Path(pg.path)) if held.probes else {}
     model_ids = {label: model_identity(m, recipe.backend.kind, recipe.backend.base_url) for label, m in models.items()}
-    judge_ids = {label: f"{model_identity(m, recipe.judge.backend.kind, recipe.judge.backend.base_url)} ({recipe.judge.backend.kind}, {TEMPLATE})"
-                 for label, m in judges.items()}
+    judge_ids = {
+        label: f"{model_identity(m, recipe.judge.backend.kind, recipe.judge.backend.base_url)} ({recipe.judge.backend.kind}, {TEMPLATE})"
+        for label, m in judges.items()
+    }
     generator_id = model_identity(recipe.generator.model, recipe.generator.kind, recipe.generator.base_url)
     check_writable(out)
     resolved, engines, cache = as_dict(recipe), Engines(), RequestCache(out / "cache.sqlite")
-    manifests, meta = {}, {"name": recipe.name, "reference": next(iter(models)), "examples": recipe.examples, "benchmarks": {}}
+    manifests, meta = (
+        {},
+        {"name": recipe.name, "reference": next(iter(models)), "examples": recipe.examples, "benchmarks": {}},
+    )
 
     def engine(config: BackendConfig, model: str, name: str):
         return lambda: engines.get(dataclasses.replace(config, model=model), name)
@@ -108,27 +120,48 @@ def run_eval(recipe: EvalRecipe) -> Path:
         items = []
         if "heldout" in bench:
             jobs, ready = question_jobs(characters, prompts, held.probes)
-            stage = questions_stage(recipe.seed, recipe.chunk_size, generator, cache, characters, rubrics, examples, n=held.probes,
-                                    max_chars=held.max_chars, temperature=held.temperature, max_attempts=held.max_attempts,
-                                    model=generator_id)
+            stage = questions_stage(
+                recipe.seed,
+                recipe.chunk_size,
+                generator,
+                cache,
+                characters,
+                rubrics,
+                examples,
+                n=held.probes,
+                max_chars=held.max_chars,
+                temperature=held.temperature,
+                max_attempts=held.max_attempts,
+                model=generator_id,
+            )
             manifests["questions"] = run_stage(stage, jobs, out / "heldout" / "questions", resolved)
             written = load_records(out / "heldout" / "questions", Question)
             items += heldout_items(characters, [q for c in characters for q in ready[c.id]] + written)
             meta["benchmarks"]["heldout"] = {
                 "note": f"{len(characters)} characters ({', '.join(held.splits)} split of {held.run}), {len(prompts)} unused "
-                        f"instruction prompts each" + (f", {held.probes} probing questions per PersonaGym task written by "
-                                                       f"{recipe.generator.model}" if held.probes else "")}
+                f"instruction prompts each"
+                + (
+                    f", {held.probes} probing questions per PersonaGym task written by {recipe.generator.model}"
+                    if held.probes
+                    else ""
+                )
+            }
         if "personagym" in bench:
             profiles = {}
             if pg.persona == "profile":
-                synth = Recipe(seed=recipe.seed, chunk_size=recipe.chunk_size, profiles=recipe.profiles, backend=recipe.generator)
+                synth = Recipe(
+                    seed=recipe.seed, chunk_size=recipe.chunk_size, profiles=recipe.profiles, backend=recipe.generator
+                )
                 stage = dataclasses.replace(profiles_stage(synth, generator, cache), rebuild=True)
-                manifests["profiles"] = run_stage(stage, [p for p, _ in asked], out / "personagym" / "profiles", resolved)
+                manifests["profiles"] = run_stage(
+                    stage, [p for p, _ in asked], out / "personagym" / "profiles", resolved
+                )
                 profiles = {c.persona_id: c for c in load_records(out / "personagym" / "profiles", Character)}
             items += personagym_items(asked, profiles)
             meta["benchmarks"]["personagym"] = {
                 "note": f"{len(asked)} personas of {pg.path}, {'PersonaGym-Light' if pg.light else 'all questions'}; "
-                        f"{len(profiles)} expanded into profiles by {recipe.generator.model}, {len(asked) - len(profiles)} one-line"}
+                f"{len(profiles)} expanded into profiles by {recipe.generator.model}, {len(asked) - len(profiles)} one-line"
+            }
         names = {b: name_index(sorted({i.character for i in items if i.benchmark == b})) for b in bench}
         for b, info in meta["benchmarks"].items():
             mine = [i for i in items if i.benchmark == b]
@@ -139,14 +172,19 @@ def run_eval(recipe: EvalRecipe) -> Path:
             backend, folder = engine(recipe.backend, model, model_ids[label]), out / "replies" / label
             latency[label] = _latency(folder, backend, items, recipe, model_ids[label])
             manifests[f"replies {label}"] = m = run_stage(
-                replies_stage(label, model_ids[label], backend, cache, recipe.responder, names, recipe.chunk_size), items, folder, resolved)
+                replies_stage(label, model_ids[label], backend, cache, recipe.responder, names, recipe.chunk_size),
+                items,
+                folder,
+                resolved,
+            )
             replies[label] = load_records(folder, Reply)
             generated = m["counters"].get("output_tokens", 0)
             # Kept with the timings, from the largest generation seen: a resumed run that makes a few replies
             # would otherwise report a small batch's throughput as the model's.
             if m["counters"].get("generate_ms") and generated > latency[label].get("batch_output_tokens", 0):
-                latency[label].update(batch_output_tokens=generated,
-                                      batch_output_tok_s=generated / (m["counters"]["generate_ms"] / 1000))
+                latency[label].update(
+                    batch_output_tokens=generated, batch_output_tok_s=generated / (m["counters"]["generate_ms"] / 1000)
+                )
                 write_atomic(folder / "latency.json", json.dumps(latency[label], indent=2).encode())
 
         every, (reference, *others) = [r for rs in replies.values() for r in rs], list(models)
@@ -155,13 +193,23 @@ def run_eval(recipe: EvalRecipe) -> Path:
             backend, folder = engine(recipe.judge.backend, model, judge_ids[label]), out / "judge" / label
             scored = compared = None
             if recipe.judge.rubrics:
-                scored = run_stage(judgements_stage(label, judge_ids[label], backend, cache, recipe.judge, rubrics, recipe.chunk_size),
-                                   every, folder / "scores", resolved)
+                scored = run_stage(
+                    judgements_stage(
+                        label, judge_ids[label], backend, cache, recipe.judge, rubrics, recipe.chunk_size
+                    ),
+                    every,
+                    folder / "scores",
+                    resolved,
+                )
                 judgements += load_records(folder / "scores", Judgement)
             if recipe.judge.gsb and others:
                 pairs = {(r.item_id, r.seed): r for r in replies[reference]}
-                compared = run_stage(verdicts_stage(label, judge_ids[label], backend, cache, recipe.judge, pairs, recipe.chunk_size),
-                                     [r for o in others for r in replies[o]], folder / "gsb", resolved)
+                compared = run_stage(
+                    verdicts_stage(label, judge_ids[label], backend, cache, recipe.judge, pairs, recipe.chunk_size),
+                    [r for o in others for r in replies[o]],
+                    folder / "gsb",
+                    resolved,
+                )
                 verdicts += load_records(folder / "gsb", Verdict)
             manifests[f"judge {label}"], manifests[f"gsb {label}"] = scored, compared
             judge_tokens[label] = _spent(scored, compared)
@@ -170,7 +218,13 @@ def run_eval(recipe: EvalRecipe) -> Path:
         cache.close()
     meta.update(
         models={label: {"model_id": model_ids[label], "kind": recipe.backend.kind} for label in models},
-        judges={label: {"model_id": judge_ids[label], "kind": recipe.judge.backend.kind, "temperature": 0.0} for label in judges},
-        latency=latency, judge_tokens=judge_tokens, seconds=time.perf_counter() - began,
-        rejects={stage: d for stage, m in manifests.items() if (d := _dropped(m))})
+        judges={
+            label: {"model_id": judge_ids[label], "kind": recipe.judge.backend.kind, "temperature": 0.0}
+            for label in judges
+        },
+        latency=latency,
+        judge_tokens=judge_tokens,
+        seconds=time.perf_counter() - began,
+        rejects={stage: d for stage, m in manifests.items() if (d := _dropped(m))},
+    )
     return write_report(out, every, judgements, verdicts, meta)

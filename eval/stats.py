@@ -23,8 +23,14 @@ def mean_ci(values, *, level: float = 0.95, resamples: int = 2000, seed: int = 0
     mean = float(x.mean())
     if x.size < 2 or np.all(np.abs(x - x[0]) <= TIE):
         return mean, mean, mean
-    ci = bootstrap((x,), np.mean, n_resamples=resamples, confidence_level=level, method="percentile",
-                   rng=np.random.default_rng(seed)).confidence_interval
+    ci = bootstrap(
+        (x,),
+        np.mean,
+        n_resamples=resamples,
+        confidence_level=level,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    ).confidence_interval
     return mean, float(ci.low), float(ci.high)
 
 
@@ -34,8 +40,15 @@ def paired_diff(a: dict, b: dict, **same) -> dict:
     shared = sorted(a.keys() & b.keys(), key=str)
     diffs = [b[k] - a[k] for k in shared]
     mean, lo, hi = mean_ci(diffs, **same)
-    return {"n": len(diffs), "mean": mean, "lo": lo, "hi": hi, "wins": sum(d > TIE for d in diffs),
-            "ties": sum(abs(d) <= TIE for d in diffs), "losses": sum(d < -TIE for d in diffs)}
+    return {
+        "n": len(diffs),
+        "mean": mean,
+        "lo": lo,
+        "hi": hi,
+        "wins": sum(d > TIE for d in diffs),
+        "ties": sum(abs(d) <= TIE for d in diffs),
+        "losses": sum(d < -TIE for d in diffs),
+    }
 
 
 def gsb(outcomes: list[str]) -> dict:

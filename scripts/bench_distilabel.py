@@ -1,6 +1,6 @@
 """Benchmark 2's comparison: the engine vs distilabel on the same no-op job, distilabel in a throwaway venv.
 
-    .venv/bin/python scripts/bench.py only=overhead,distilabel [distilabel_records=20000]
+.venv/bin/python scripts/bench.py only=overhead,distilabel [distilabel_records=20000]
 """
 
 import json
@@ -14,7 +14,6 @@ from pathlib import Path
 from scripts.bench_job import OUT, FreeBackend, Prompt, engine_stage
 from synth.cache import RequestCache
 from synth.runner import run_stage
-
 
 # requests: distilabel 1.5.3 imports it (distilabel.models) without declaring it. Not bs4: only the Distiset's citation
 # lookup uses it (arXiv over the network, once per run, nothing per record); without it that lookup fails at once
@@ -36,7 +35,10 @@ def distilabel_venv(folder: Path) -> dict:
             return {"python": python}
     shutil.rmtree(folder, ignore_errors=True)
     began = time.perf_counter()
-    for command in ([VENV_BUILDER, "-m", "venv", str(folder)], [str(python), "-m", "pip", "install", "-q", *DISTILABEL]):
+    for command in (
+        [VENV_BUILDER, "-m", "venv", str(folder)],
+        [str(python), "-m", "pip", "install", "-q", *DISTILABEL],
+    ):
         try:
             done = subprocess.run(command, capture_output=True, text=True)
         except OSError as e:  # the builder interpreter is missing
@@ -73,7 +75,9 @@ def noop_ours(prompts: list[Prompt], folder: Path, chunk_size: int) -> tuple[flo
     manifest = run_stage(engine_stage(FreeBackend(), cache, MAX_TOKENS, chunk_size), prompts, folder / "stage", {})
     cache.close()
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
-    assert manifest["counters"]["requests_generated"] == manifest["counters"]["kept"] == len(prompts), manifest["counters"]
+    assert manifest["counters"]["requests_generated"] == manifest["counters"]["kept"] == len(prompts), manifest[
+        "counters"
+    ]
     return seconds, cpu
 
 
@@ -81,8 +85,19 @@ def noop_distilabel(python: Path, records: int, folder: Path, batch_size: int) -
     """distilabel's side, in its venv: the job script's JSON, or {"error": its last line}. Its caches go under `folder`."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    env = {**os.environ, "DISTILABEL_CACHE_DIR": str(folder.resolve()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    command = [str(python), str(Path(__file__).with_name("bench_distilabel_job.py")), str(records), str(folder.resolve()), str(batch_size)]
+    env = {
+        **os.environ,
+        "DISTILABEL_CACHE_DIR": str(folder.resolve()),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
+    command = [
+        str(python),
+        str(Path(__file__).with_name("bench_distilabel_job.py")),
+        str(records),
+        str(folder.resolve()),
+        str(batch_size),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines or not lines[-1].startswith("{"):
@@ -114,12 +129,19 @@ def bench_distilabel(records: int, repeats: int = 2, out: Path = OUT) -> dict:
             else:
                 theirs.append((job["seconds"], job["cpu_seconds"]))
                 result["distilabel_version"] = job["version"]
-    result.update(ours_seconds=[s for s, _ in ours], ours_cpu_seconds=[c for _, c in ours],
-                  ours_records_per_s=records / min(s for s, _ in ours), ours_records_per_cpu_s=records / min(c for _, c in ours))
+    result.update(
+        ours_seconds=[s for s, _ in ours],
+        ours_cpu_seconds=[c for _, c in ours],
+        ours_records_per_s=records / min(s for s, _ in ours),
+        ours_records_per_cpu_s=records / min(c for _, c in ours),
+    )
     if "error" not in result:
-        result.update(distilabel_seconds=[s for s, _ in theirs], distilabel_cpu_seconds=[c for _, c in theirs],
-                      distilabel_records_per_s=records / min(s for s, _ in theirs),
-                      distilabel_records_per_cpu_s=records / min(c for _, c in theirs))
+        result.update(
+            distilabel_seconds=[s for s, _ in theirs],
+            distilabel_cpu_seconds=[c for _, c in theirs],
+            distilabel_records_per_s=records / min(s for s, _ in theirs),
+            distilabel_records_per_cpu_s=records / min(c for _, c in theirs),
+        )
         result["ratio"] = result["ours_records_per_s"] / result["distilabel_records_per_s"]
         result["cpu_ratio"] = result["ours_records_per_cpu_s"] / result["distilabel_records_per_cpu_s"]
     return result
@@ -129,5 +151,10 @@ def distilabel_row(result: dict) -> tuple[str, str, str, str]:
     name, goal = "engine overhead vs distilabel, no-op job", "ours / distilabel"
     if "error" in result:
         return name, f"{result['ours_records_per_s']:,.0f} records/s; distilabel: {result['error']}", "n/a", goal
-    return (name, f"{result['ours_records_per_s']:,.0f} vs {result['distilabel_records_per_s']:,.0f} records/s "
-            f"({result['records']:,} records)", f"{result['ratio']:.2f}", goal)
+    return (
+        name,
+        f"{result['ours_records_per_s']:,.0f} vs {result['distilabel_records_per_s']:,.0f} records/s "
+        f"({result['records']:,} records)",
+        f"{result['ratio']:.2f}",
+        goal,
+    )

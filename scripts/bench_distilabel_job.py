@@ -26,7 +26,9 @@ TEMPERATURE = 0.8
 
 def job_records(n: int) -> list[dict]:
     """The job's input, for both sides: distilabel reads "instruction", the engine makes a Prompt of id + text."""
-    return [{"id": str(i), "instruction": f"Question {i}: what would you say to a stranger on a train?"} for i in range(n)]
+    return [
+        {"id": str(i), "instruction": f"Question {i}: what would you say to a stranger on a train?"} for i in range(n)
+    ]
 
 
 def cpu_seconds() -> float:
@@ -44,8 +46,10 @@ def run(records: int, cache_dir: str, batch_size: int) -> dict:
     data = job_records(records)
     with Pipeline(name="dramatis-noop", cache_dir=cache_dir) as pipeline:
         load = LoadDataFromDicts(data=data, batch_size=batch_size)
-        generate = TextGeneration(llm=FreeLLM(generation_kwargs={"max_new_tokens": MAX_TOKENS, "temperature": TEMPERATURE}),
-                                  input_batch_size=batch_size)
+        generate = TextGeneration(
+            llm=FreeLLM(generation_kwargs={"max_new_tokens": MAX_TOKENS, "temperature": TEMPERATURE}),
+            input_batch_size=batch_size,
+        )
         load >> generate
     began, cpu = time.perf_counter(), cpu_seconds()
     # use_cache=False: nothing from an earlier run may be reused (the engine's side starts with a cold request cache
@@ -56,8 +60,14 @@ def run(records: int, cache_dir: str, batch_size: int) -> dict:
     seconds, cpu = time.perf_counter() - began, cpu_seconds() - cpu
     rows = distiset["default"]["train"]
     assert len(rows) == records and rows[0]["generation"] == "ok", (len(rows), rows[0])
-    return {"records": records, "seconds": seconds, "records_per_s": records / seconds, "cpu_seconds": cpu, "rows": len(rows),
-            "version": distilabel.__version__}
+    return {
+        "records": records,
+        "seconds": seconds,
+        "records_per_s": records / seconds,
+        "cpu_seconds": cpu,
+        "rows": len(rows),
+        "version": distilabel.__version__,
+    }
 
 
 if __name__ == "__main__":
@@ -73,9 +83,13 @@ if __name__ == "__main__":
 
         # distilabel reads the generation kwargs off this signature (a bare **kwargs would be a required one).
         def generate(self, inputs, num_generations: int = 1, max_new_tokens: int = 128, temperature: float = 1.0):
-            return [{"generations": ["ok"] * num_generations,
-                     "statistics": {"input_tokens": [1] * num_generations, "output_tokens": [1] * num_generations}}
-                    for _ in inputs]
+            return [
+                {
+                    "generations": ["ok"] * num_generations,
+                    "statistics": {"input_tokens": [1] * num_generations, "output_tokens": [1] * num_generations},
+                }
+                for _ in inputs
+            ]
 
     args = sys.argv[1:]
     result = run(int(args[0]), args[1], int(args[2]) if len(args) > 2 else BATCH_SIZE)

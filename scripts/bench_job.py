@@ -36,13 +36,18 @@ class FreeBackend:
 
 
 def request(prompt: Prompt, max_tokens: int) -> ChatRequest:
-    return ChatRequest(messages=[{"role": "user", "content": prompt.text}], seed=int(prompt.id), max_tokens=max_tokens, temperature=0.8)
+    return ChatRequest(
+        messages=[{"role": "user", "content": prompt.text}],
+        seed=int(prompt.id),
+        max_tokens=max_tokens,
+        temperature=0.8,
+    )
 
 
 def engine_stage(backend, cache, max_tokens: int, chunk_size: int) -> Stage:
     def process(chunk, counters: Counter):
         results = complete(backend, cache, [request(p, max_tokens) for p in chunk], counters)
-        for p, r in zip(chunk, results):
+        for p, r in zip(chunk, results, strict=False):
             yield Reply(id=p.id, text=r.text, output_tokens=r.output_tokens)
 
     return Stage("bench", Reply, process, chunk_size)

@@ -99,9 +99,17 @@ class FaultyServer:
     @staticmethod
     def completion(body: dict) -> dict:
         text = "echo: " + body["messages"][-1]["content"]
-        return {"id": "cmpl-fake", "object": "chat.completion", "model": body["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 7, "completion_tokens": len(text.split()), "total_tokens": 7 + len(text.split())}}
+        return {
+            "id": "cmpl-fake",
+            "object": "chat.completion",
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {
+                "prompt_tokens": 7,
+                "completion_tokens": len(text.split()),
+                "total_tokens": 7 + len(text.split()),
+            },
+        }
 
     def hits(self) -> int:
         with self.lock:

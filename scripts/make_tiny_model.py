@@ -30,6 +30,7 @@ CHATML = (
 
 def corpus(data: Path):
     """Every string value in the jsonl files under `data`."""
+
     def strings(value):
         if isinstance(value, str):
             yield value
@@ -64,15 +65,26 @@ def build(out: Path = DEFAULT_DIR, data: Path = DEFAULT_DATA, vocab_size: int = 
     )
     tok.train_from_iterator(corpus(data), trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None,
-        unk_token=None, chat_template=CHATML,
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        bos_token=None,
+        unk_token=None,
+        chat_template=CHATML,
     )
     torch.manual_seed(0)
     config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=None, tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=True,
     )
     model = Qwen2ForCausalLM(config)
     tmp = out.with_name(out.name + ".tmp")

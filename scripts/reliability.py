@@ -31,12 +31,21 @@ def run_part(part: str, out: Path, reduced: bool) -> list[Case]:
 
 
 def table(cases: list[Case]) -> str:
-    width = [max(len(getattr(c, f)) for c in cases + [Case(case="case", expected="expected", observed="observed", passed=True)])
-             for f in ("case", "expected", "observed")]
-    lines = [f"| {'case':{width[0]}} | {'expected':{width[1]}} | {'observed':{width[2]}} | pass |",
-             f"|{'-' * (width[0] + 2)}|{'-' * (width[1] + 2)}|{'-' * (width[2] + 2)}|------|"]
-    lines += [f"| {c.case:{width[0]}} | {c.expected:{width[1]}} | {c.observed:{width[2]}} | {'yes' if c.passed else 'NO'}   |"
-              for c in cases]
+    width = [
+        max(
+            len(getattr(c, f))
+            for c in cases + [Case(case="case", expected="expected", observed="observed", passed=True)]
+        )
+        for f in ("case", "expected", "observed")
+    ]
+    lines = [
+        f"| {'case':{width[0]}} | {'expected':{width[1]}} | {'observed':{width[2]}} | pass |",
+        f"|{'-' * (width[0] + 2)}|{'-' * (width[1] + 2)}|{'-' * (width[2] + 2)}|------|",
+    ]
+    lines += [
+        f"| {c.case:{width[0]}} | {c.expected:{width[1]}} | {c.observed:{width[2]}} | {'yes' if c.passed else 'NO'}   |"
+        for c in cases
+    ]
     return "\n".join(lines)
 
 
@@ -45,7 +54,10 @@ def main(argv: list[str]) -> int:
     only = next((a.partition("=")[2].split(",") for a in argv if a.startswith("only=")), list(PARTS))
     unknown = [a for a in argv if a != "--reduced" and not a.startswith("only=")] + [p for p in only if p not in PARTS]
     if unknown:
-        print(f"error: unknown argument or part {unknown[0]!r} (parts: {', '.join(PARTS)}; flags: --reduced, only=...)", file=sys.stderr)
+        print(
+            f"error: unknown argument or part {unknown[0]!r} (parts: {', '.join(PARTS)}; flags: --reduced, only=...)",
+            file=sys.stderr,
+        )
         return 2
     cases = []
     for part in only:

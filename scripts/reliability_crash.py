@@ -45,21 +45,52 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 # Small enough for ~2 minutes on a 2-core CPU, big enough that every stage has several chunks to be killed
 # between: 6 seeds -> 3 profile chunks (2 profiles kept), 3 prompts x 2 characters -> 10 dialogue tasks.
-ARGS = ["synth/recipes/demo.yaml", "backend.model=tiny", "seeds.sample=6", "instructions.sample=1", "chunk_size=2",
-        "profiles.max_attempts=1", "profiles.max_tokens=1024", "dialogues.user_turns=2-3", "dialogues.max_reply_chars=200",
-        "backend.kv_cache_gb=0.25"]
+ARGS = [
+    "synth/recipes/demo.yaml",
+    "backend.model=tiny",
+    "seeds.sample=6",
+    "instructions.sample=1",
+    "chunk_size=2",
+    "profiles.max_attempts=1",
+    "profiles.max_tokens=1024",
+    "dialogues.user_turns=2-3",
+    "dialogues.max_reply_chars=200",
+    "backend.kv_cache_gb=0.25",
+]
 STAGES = ("seeds", "profiles", "split", "prompts", "dialogues", "curate")  # folders with a manifest
 # Progress markers in run order: "profiles:1" = its first chunk finished, a stage name = its manifest complete,
 # then dataset_info.json, report.md, hub/README.md, the exit.
-MARKERS = ("seeds", "profiles:1", "profiles", "split", "prompts", "dialogues:1", "dialogues", "curate", "dataset", "report",
-           "publish", "exit")
+MARKERS = (
+    "seeds",
+    "profiles:1",
+    "profiles",
+    "split",
+    "prompts",
+    "dialogues:1",
+    "dialogues",
+    "curate",
+    "dataset",
+    "report",
+    "publish",
+    "exit",
+)
 # Where a stage-aimed kill lands: (aim, marker the window starts after, marker it ends at).
-WINDOWS = [("start-up/seeds", "", "seeds"), ("engine start", "seeds", "profiles:1"), ("profiles", "profiles:1", "profiles"),
-           ("split/prompts", "profiles", "prompts"), ("dialogues", "prompts", "dialogues"),
-           ("curate/dataset", "dialogues", "dataset"), ("report/publish", "dataset", "exit")]
+WINDOWS = [
+    ("start-up/seeds", "", "seeds"),
+    ("engine start", "seeds", "profiles:1"),
+    ("profiles", "profiles:1", "profiles"),
+    ("split/prompts", "profiles", "prompts"),
+    ("dialogues", "prompts", "dialogues"),
+    ("curate/dataset", "dialogues", "dataset"),
+    ("report/publish", "dataset", "exit"),
+]
 # The reduced form: early = profiles after a finished chunk (so some requests are cached), middle, late.
 # "late" ends at the report, not at the exit: a relaunch that runs faster than the reference must not finish first.
-REDUCED_WINDOWS = [("early", "profiles:1", "profiles"), ("middle", "profiles", "dialogues"), ("late", "dialogues", "report")]
+REDUCED_WINDOWS = [
+    ("early", "profiles:1", "profiles"),
+    ("middle", "profiles", "dialogues"),
+    ("late", "dialogues", "report"),
+]
 TRIALS, REDUCED_TRIALS = 20, 3
 TIMEOUT_S = 1200
 EXPECTED = "relaunch: rows = uninterrupted, no duplicates, 0 requests regenerated"
@@ -68,9 +99,14 @@ EXPECTED = "relaunch: rows = uninterrupted, no duplicates, 0 requests regenerate
 def _start(run: Path, log: Path) -> subprocess.Popen:
     # Its own session, so os.killpg reaches vLLM's engine processes too, as a machine crash would.
     with open(log, "ab") as sink:
-        return subprocess.Popen([sys.executable, "-m", "synth.cli", "synth", *ARGS, f"out={run}"], cwd=ROOT,
-                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+        return subprocess.Popen(
+            [sys.executable, "-m", "synth.cli", "synth", *ARGS, f"out={run}"],
+            cwd=ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+        )
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -95,8 +131,11 @@ def _reached(run: Path, marker: str) -> bool:
         return len(manifest.get("chunks", [])) >= int(chunks) or bool(manifest.get("complete"))
     if marker in STAGES:
         return bool(_manifest(run / marker).get("complete"))
-    path = {"dataset": run / "dataset" / "dataset_info.json", "report": run / "report" / "report.md",
-            "publish": run / "hub" / "README.md"}[marker]
+    path = {
+        "dataset": run / "dataset" / "dataset_info.json",
+        "report": run / "report" / "report.md",
+        "publish": run / "hub" / "README.md",
+    }[marker]
     return path.exists()
 
 
@@ -186,8 +225,12 @@ def _leftovers(run: Path) -> list[str]:
 def _generated(run: Path, skip: dict[str, set[int]] | None = None) -> int:
     """requests_generated summed over every stage's chunks, leaving out the chunks in `skip` (stage -> indices)."""
     skip = skip or {}
-    return sum(c["counters"].get("requests_generated", 0) for stage in STAGES
-               for c in _manifest(run / stage).get("chunks", []) if c["index"] not in skip.get(stage, set()))
+    return sum(
+        c["counters"].get("requests_generated", 0)
+        for stage in STAGES
+        for c in _manifest(run / stage).get("chunks", [])
+        if c["index"] not in skip.get(stage, set())
+    )
 
 
 def _diff(got: dict, want: dict) -> list[str]:
@@ -204,11 +247,13 @@ def _reference(out: Path) -> tuple[dict[str, float], dict, int, list[Case]]:
     rows, cached, generated = _rows(run), _cache_rows(run), _generated(run)
     stages = ", ".join(f"{m} {timeline[m]:.0f}" for m in MARKERS if m in timeline)
     kept = _manifest(run / "dialogues").get("counters", {}).get("kept", 0)
-    case = Case(case=f"uninterrupted reference run ({timeline['exit']:.0f} s)",
-                expected="exit 0, dialogues kept, requests generated = cache rows",
-                observed=f"exit {proc.returncode}, {kept} dialogues, {generated} generated, "
-                         f"{cached} cached; s: {stages}",
-                passed=bool(proc_ok) and kept > 0 and generated == cached > 0, part="crash")
+    case = Case(
+        case=f"uninterrupted reference run ({timeline['exit']:.0f} s)",
+        expected="exit 0, dialogues kept, requests generated = cache rows",
+        observed=f"exit {proc.returncode}, {kept} dialogues, {generated} generated, {cached} cached; s: {stages}",
+        passed=bool(proc_ok) and kept > 0 and generated == cached > 0,
+        part="crash",
+    )
     return timeline, rows, cached, [case]
 
 
@@ -270,8 +315,13 @@ def _trial(out: Path, i: int, plan: tuple[str, str, float], reference: tuple, at
         # The first and last exception lines (the root cause, the exit), not the tail of a boxed traceback.
         errors = [line.strip() for line in lines if re.match(r"\w*(Error|Exception): ", line.strip())]
         why = " ... ".join(dict.fromkeys([errors[0], errors[-1]])) if errors else " | ".join(lines[-3:])
-        return Case(case=label, expected=EXPECTED, observed=f"relaunch exited {code} ({folder.name}/relaunch.log): {why[:400]}",
-                    passed=False, part="crash")
+        return Case(
+            case=label,
+            expected=EXPECTED,
+            observed=f"relaunch exited {code} ({folder.name}/relaunch.log): {why[:400]}",
+            passed=False,
+            part="crash",
+        )
 
     differ = _diff(_rows(run), ref_rows)
     dup = _duplicates(run)
@@ -281,13 +331,17 @@ def _trial(out: Path, i: int, plan: tuple[str, str, float], reference: tuple, at
     left = _leftovers(run)
     problems = []
     if differ:
-        problems.append(f"rows differ in {', '.join(differ[:4])}" + (f" (+{len(differ) - 4})" if len(differ) > 4 else ""))
+        problems.append(
+            f"rows differ in {', '.join(differ[:4])}" + (f" (+{len(differ) - 4})" if len(differ) > 4 else "")
+        )
     if final != ref_cached:
         problems.append(f"cache {final} rows vs {ref_cached} uninterrupted")
     if left:
         problems.append(f"left {', '.join(left[:3])}")
-    observed = (f"{'rows equal' if not differ else 'ROWS DIFFER'}, {dup} dup, {regenerated} regenerated "
-                f"({generated} generated after relaunch, {cached_at_kill} cached at kill)")
+    observed = (
+        f"{'rows equal' if not differ else 'ROWS DIFFER'}, {dup} dup, {regenerated} regenerated "
+        f"({generated} generated after relaunch, {cached_at_kill} cached at kill)"
+    )
     if problems:
         observed += "; " + "; ".join(problems)
     passed = not differ and dup == 0 and regenerated == 0 and final == ref_cached and not left and not finished_first

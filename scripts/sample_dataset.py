@@ -13,28 +13,78 @@ from synth.dataset import write_dataset
 from synth.records import Dialogue, Message
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-TASKS = [json.loads(line) for line in (SHARED / "instructions" / "self_instruct_seed_tasks.jsonl").read_text().splitlines()]
-PERSONAS = [json.loads(line)["persona"] for line in (SHARED / "seeds" / "personahub_tool_5k.jsonl").read_text().splitlines()[:64]]
+TASKS = [
+    json.loads(line) for line in (SHARED / "instructions" / "self_instruct_seed_tasks.jsonl").read_text().splitlines()
+]
+PERSONAS = [
+    json.loads(line)["persona"]
+    for line in (SHARED / "seeds" / "personahub_tool_5k.jsonl").read_text().splitlines()[:64]
+]
 
 
 def character(i: int, split: str) -> Character:
     text = PERSONAS[i]
-    return Character(name=f"Person {i}", age=30 + i, gender="female", race="Breton", born_place="Lyon", appearance="tall",
-                     experience=text[:600], personality="calm", speech_style="terse", catchphrases=["well then"],
-                     relationships=["a sister"], likes=["tea"], dislikes=["noise"], id=f"c-{i:016d}", persona_id=f"p-{i:016d}",
-                     persona=text, language="en", system_prompt=f"You are Person {i}. {text}", system_template="profile@1",
-                     model="test", seed=i, attempts=1, split=split)
+    return Character(
+        name=f"Person {i}",
+        age=30 + i,
+        gender="female",
+        race="Breton",
+        born_place="Lyon",
+        appearance="tall",
+        experience=text[:600],
+        personality="calm",
+        speech_style="terse",
+        catchphrases=["well then"],
+        relationships=["a sister"],
+        likes=["tea"],
+        dislikes=["noise"],
+        id=f"c-{i:016d}",
+        persona_id=f"p-{i:016d}",
+        persona=text,
+        language="en",
+        system_prompt=f"You are Person {i}. {text}",
+        system_template="profile@1",
+        model="test",
+        seed=i,
+        attempts=1,
+        split=split,
+    )
 
 
-def dialogue(did: str, c: Character, tasks: list[dict], weights: list[int] | None = None, reply_chars: int = 160) -> Dialogue:
+def dialogue(
+    did: str, c: Character, tasks: list[dict], weights: list[int] | None = None, reply_chars: int = 160
+) -> Dialogue:
     messages = [Message(role="system", content=c.system_prompt)]
     for j, task in enumerate(tasks):
-        messages.append(Message(role="user", content=(task["instruction"] + " " + task["instances"][0]["input"])[:160].strip()))
-        messages.append(Message(role="assistant", content=task["instances"][0]["output"][:reply_chars].strip() or "Done.",
-                                weight=1 if weights is None else weights[j]))
-    return Dialogue(id=did, messages=messages, character_id=c.id, character_name=c.name, mode="G", split=c.split,
-                    prompt_id=f"q-{did}", prompt_source="self-instruct", prompt_source_id=tasks[0]["id"], turns=len(tasks),
-                    language="en", system_template="profile@1", model="test", seed=0, requests=1, prompt_tokens=1, output_tokens=1)
+        messages.append(
+            Message(role="user", content=(task["instruction"] + " " + task["instances"][0]["input"])[:160].strip())
+        )
+        messages.append(
+            Message(
+                role="assistant",
+                content=task["instances"][0]["output"][:reply_chars].strip() or "Done.",
+                weight=1 if weights is None else weights[j],
+            )
+        )
+    return Dialogue(
+        id=did,
+        messages=messages,
+        character_id=c.id,
+        character_name=c.name,
+        mode="G",
+        split=c.split,
+        prompt_id=f"q-{did}",
+        prompt_source="self-instruct",
+        prompt_source_id=tasks[0]["id"],
+        turns=len(tasks),
+        language="en",
+        system_template="profile@1",
+        model="test",
+        seed=0,
+        requests=1,
+        prompt_tokens=1,
+        output_tokens=1,
+    )
 
 
 def build(folder: Path, rows: int = 160, characters: int = 16, reply_chars: int = 2000) -> Path:

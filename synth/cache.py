@@ -26,13 +26,15 @@ class RequestCache:
             self.db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, result TEXT NOT NULL)")
         except sqlite3.DatabaseError as e:  # a damaged or foreign file, a full disk: say which file, not a traceback
             self.db.close()
-            raise DramatisError(f"{path}: cannot open the request cache ({e}); if the file is damaged, move it away "
-                                "(its finished requests are then generated again)") from None
+            raise DramatisError(
+                f"{path}: cannot open the request cache ({e}); if the file is damaged, move it away "
+                "(its finished requests are then generated again)"
+            ) from None
 
     def get_many(self, keys: list[str]) -> dict[str, ChatResult]:
         found = {}
         for start in range(0, len(keys), LOOKUP_BATCH):
-            batch = keys[start:start + LOOKUP_BATCH]
+            batch = keys[start : start + LOOKUP_BATCH]
             marks = ",".join("?" * len(batch))
             for key, result in self.db.execute(f"SELECT key, result FROM results WHERE key IN ({marks})", batch):
                 found[key] = ChatResult(**json.loads(result))

@@ -1,6 +1,6 @@
 """The `dramatis` command: one subcommand per stage.
 
-    .venv/bin/dramatis synth synth/recipes/demo.yaml backend.model=tiny seeds.sample=8 out=runs/tiny
+.venv/bin/dramatis synth synth/recipes/demo.yaml backend.model=tiny seeds.sample=8 out=runs/tiny
 """
 
 import json
@@ -15,7 +15,9 @@ import typer
 
 from personas.errors import DramatisError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Dramatis: synthetic persona data for role-play models.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Dramatis: synthetic persona data for role-play models."
+)
 Recipe = Annotated[Path | None, typer.Argument(help="recipe YAML (default: built-in defaults)")]
 Overrides = Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. backend.model=tiny out=runs/x")]
 
@@ -36,22 +38,33 @@ def _summary(manifests: dict[str, dict], out: Path) -> None:
         why = ", ".join(f"{k} {v}" for k, v in dropped.items()) or "none"
         typer.echo(f"{stage:10s} kept {counters.get('kept', 0)}, dropped {sum(dropped.values())} ({why})")
     if spent:
-        typer.echo(f"requests: {spent['requests_generated']} generated, {spent['requests_cached']} from cache; "
-                   f"tokens: {spent['prompt_tokens']} prompt ({spent['cached_prompt_tokens']} from the prefix cache), "
-                   f"{spent['output_tokens']} output"
-                   + (f"; reused from the cache: {spent['reused_prompt_tokens']} prompt, {spent['reused_output_tokens']} output"
-                      if spent["requests_cached"] else ""))
+        typer.echo(
+            f"requests: {spent['requests_generated']} generated, {spent['requests_cached']} from cache; "
+            f"tokens: {spent['prompt_tokens']} prompt ({spent['cached_prompt_tokens']} from the prefix cache), "
+            f"{spent['output_tokens']} output"
+            + (
+                f"; reused from the cache: {spent['reused_prompt_tokens']} prompt, {spent['reused_output_tokens']} output"
+                if spent["requests_cached"]
+                else ""
+            )
+        )
     dialogues = manifests.get("dialogues", {}).get("counters", {})
     output = dialogues.get("output_tokens", 0) + dialogues.get("reused_output_tokens", 0)
     if output:
-        typer.echo(f"dialogues: {dialogues.get('kept_output_tokens', 0) / output:.0%} of output tokens in kept rows, "
-                   f"{dialogues.get('cached_prompt_tokens', 0) / max(dialogues.get('prompt_tokens', 0), 1):.0%} of prompt tokens from the prefix cache")
+        typer.echo(
+            f"dialogues: {dialogues.get('kept_output_tokens', 0) / output:.0%} of output tokens in kept rows, "
+            f"{dialogues.get('cached_prompt_tokens', 0) / max(dialogues.get('prompt_tokens', 0), 1):.0%} of prompt tokens from the prefix cache"
+        )
     if "dataset" in manifests:
         info = manifests["dataset"]
-        rows = ", ".join(f"{split} {v['rows']} rows / {v['characters']} characters" for split, v in info["splits"].items())
-        typer.echo(f"dataset    {out / 'dataset'}: {rows or 'no rows'}; leakage check passed "
-                   f"({info['leakage']['training_characters']} training vs {info['leakage']['heldout_characters']} held-out characters, "
-                   f"{info['leakage']['eval_personas']} eval personas)")
+        rows = ", ".join(
+            f"{split} {v['rows']} rows / {v['characters']} characters" for split, v in info["splits"].items()
+        )
+        typer.echo(
+            f"dataset    {out / 'dataset'}: {rows or 'no rows'}; leakage check passed "
+            f"({info['leakage']['training_characters']} training vs {info['leakage']['heldout_characters']} held-out characters, "
+            f"{info['leakage']['eval_personas']} eval personas)"
+        )
     typer.echo(f"stages in {out}/<stage>/ (data-*.arrow, rejects-*.arrow, manifest.json)")
 
 
@@ -61,7 +74,9 @@ def _finish(out: Path, fmt: str) -> None:
     from synth.report import write_report
 
     typer.echo(f"report     {write_report(out)}")
-    typer.echo(f"publish    {build_folder(out, out / 'hub', fmt)} (dry run: `dramatis publish {out} --repo user/name` uploads it)")
+    typer.echo(
+        f"publish    {build_folder(out, out / 'hub', fmt)} (dry run: `dramatis publish {out} --repo user/name` uploads it)"
+    )
 
 
 def _recipe_args(recipe: Path | None, overrides: list[str] | None) -> tuple[Path | None, list[str]]:
@@ -146,11 +161,15 @@ def report(run: RunFolder) -> None:
 
 
 @app.command()
-def publish(run: RunFolder,
-            repo: Annotated[str, typer.Option(help="Hub dataset repo, user/name (default: the recipe's publish.repo)")] = "",
-            private: Annotated[bool, typer.Option(help="create the repo private")] = False,
-            dry_run: Annotated[bool, typer.Option(help="only write RUN/hub/, the exact folder that would be uploaded")] = False,
-            format: Annotated[str, typer.Option(help="parquet (the Hub viewer reads it) or arrow")] = "") -> None:
+def publish(
+    run: RunFolder,
+    repo: Annotated[str, typer.Option(help="Hub dataset repo, user/name (default: the recipe's publish.repo)")] = "",
+    private: Annotated[bool, typer.Option(help="create the repo private")] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="only write RUN/hub/, the exact folder that would be uploaded")
+    ] = False,
+    format: Annotated[str, typer.Option(help="parquet (the Hub viewer reads it) or arrow")] = "",
+) -> None:
     """Upload the run's dataset (dialogues + profiles configs, card, plots) to the Hugging Face Hub; a rerun
     after a failed upload skips the files already there. The token comes from HF_TOKEN or `hf auth login`."""
     from synth.pipeline import run_recipe
@@ -161,18 +180,30 @@ def publish(run: RunFolder,
         repo = repo or recipe.publish.repo
         if not repo:
             raise DramatisError("no repo: give --repo user/name (or set publish.repo in the recipe)")
-        folder = upload(run, repo, private=private or recipe.publish.private, dry_run=dry_run,
-                        fmt=format or recipe.publish.format)
+        folder = upload(
+            run, repo, private=private or recipe.publish.private, dry_run=dry_run, fmt=format or recipe.publish.format
+        )
     except DramatisError as e:
         _fail(e)
-    typer.echo(f"{folder} " + ("written (dry run: nothing uploaded)" if dry_run else f"uploaded to https://huggingface.co/datasets/{repo}"))
+    typer.echo(
+        f"{folder} "
+        + ("written (dry run: nothing uploaded)" if dry_run else f"uploaded to https://huggingface.co/datasets/{repo}")
+    )
 
 
 @app.command()
-def train(recipe: Recipe = None, overrides: Overrides = None,
-          resume: Annotated[bool, typer.Option(help="continue from the last checkpoint in the recipe's out folder")] = False,
-          push: Annotated[str | None, typer.Option(help="upload the trained model to this Hub repo (user/name); token from HF_TOKEN or `hf auth login`")] = None,
-          private: Annotated[bool, typer.Option(help="with --push: create the repo private")] = False) -> None:
+def train(
+    recipe: Recipe = None,
+    overrides: Overrides = None,
+    resume: Annotated[bool, typer.Option(help="continue from the last checkpoint in the recipe's out folder")] = False,
+    push: Annotated[
+        str | None,
+        typer.Option(
+            help="upload the trained model to this Hub repo (user/name); token from HF_TOKEN or `hf auth login`"
+        ),
+    ] = None,
+    private: Annotated[bool, typer.Option(help="with --push: create the repo private")] = False,
+) -> None:
     """Fine-tune on a Dramatis dataset with TRL (LoRA or full): `dramatis train train/recipes/demo-lora.yaml [--push user/name]`."""
     from synth.hub import check_repo, hub_token
     from train.recipe import load_train_recipe
@@ -196,14 +227,23 @@ def train(recipe: Recipe = None, overrides: Overrides = None,
         info = run(loaded, resume=resume)
     except DramatisError as e:
         _fail(e)
-    losses = f"train loss {info['first_train_loss']:.3f} → {info['final_train_loss']:.3f}" if info["final_train_loss"] is not None else ""
+    losses = (
+        f"train loss {info['first_train_loss']:.3f} → {info['final_train_loss']:.3f}"
+        if info["final_train_loss"] is not None
+        else ""
+    )
     if info["final_eval_loss"] is not None:
         losses += f"; validation loss {info['base_eval_loss'] or info['first_eval_loss']:.3f} → {info['final_eval_loss']:.3f}"
-    typer.echo(f"trained {info['steps']} steps in {info['seconds']:.0f} s on {info['train_rows']} rows "
-               f"({info['supervised_tokens']} supervised tokens); {losses}")
+    typer.echo(
+        f"trained {info['steps']} steps in {info['seconds']:.0f} s on {info['train_rows']} rows "
+        f"({info['supervised_tokens']} supervised tokens); {losses}"
+    )
     typer.echo(f"reading: {info['reading']}")
-    typer.echo(f"weights {info['weights']}" + (f"; merged model {info['merged']}" if info.get("merged") else "")
-               + f"; curve {Path(info['recipe']['out']) / 'loss.png'}")
+    typer.echo(
+        f"weights {info['weights']}"
+        + (f"; merged model {info['merged']}" if info.get("merged") else "")
+        + f"; curve {Path(info['recipe']['out']) / 'loss.png'}"
+    )
     if push is not None:
         from train.push import push as upload
 
@@ -251,7 +291,9 @@ def show(stage_dir: Path) -> None:
         _fail(e)
     if not manifest:
         _fail(DramatisError(f"{stage_dir}: no manifest.json here"))
-    typer.echo(json.dumps({k: manifest[k] for k in ("stage", "complete", "inputs", "counters")}, indent=2, ensure_ascii=False))
+    typer.echo(
+        json.dumps({k: manifest[k] for k in ("stage", "complete", "inputs", "counters")}, indent=2, ensure_ascii=False)
+    )
     typer.echo(f"{len(manifest['chunks'])} chunks, {sum(c['rows'] for c in manifest['chunks'])} rows")
 
 

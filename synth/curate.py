@@ -28,20 +28,26 @@ from synth.runner import Reject, Stage
 
 # Only encoding repairs: ftfy's defaults also straighten quotes and fold full-width forms, which would
 # rewrite correct text (Chinese full-width punctuation, typographic quotes a character may use).
-FIXER = ftfy.TextFixerConfig(uncurl_quotes=False, fix_character_width=False, fix_latin_ligatures=False,
-                             normalization="NFC", explain=False)
+FIXER = ftfy.TextFixerConfig(
+    uncurl_quotes=False, fix_character_width=False, fix_latin_ligatures=False, normalization="NFC", explain=False
+)
 MARKUP = re.compile(r"</?[A-Za-z][^<>\n]{0,40}>")
 # An assistant's refusal, not a character's ("I can't tell you where the gold is" is role-play).
-REFUSAL = re.compile("|".join([
-    r"\b(?:i'?m|i am) sorry,? (?:but )?i (?:can(?:'|no)?t|am unable to|won'?t be able to)\b",
-    r"\bi (?:can(?:'|no)?t|am unable to|'m unable to) (?:help|assist|comply|fulfill?)(?: you)? with (?:that|this|your request)",
-    r"\bi (?:must|have to) (?:decline|refuse) (?:this|that|your) request",
-    r"(?:抱歉|对不起|很遗憾)[，,]?\s*我(?:无法|不能)(?:帮助|帮你|帮您|提供|回答|满足|完成|协助)",
-    r"我(?:无法|不能)(?:协助|提供帮助|满足你的要求|满足您的要求)",
-    r"\bes tut mir leid,? (?:aber )?ich kann (?:dir |ihnen )?(?:dabei |hierbei )?(?:nicht|keine)",
-    r"\bich kann (?:dir |ihnen )?(?:dabei |hierbei |damit )?nicht helfen",
-    r"(?:извините|простите|к сожалению),? (?:но )?я не могу (?:помочь|выполнить|ответить|предоставить)",
-]), re.IGNORECASE)
+REFUSAL = re.compile(
+    "|".join(
+        [
+            r"\b(?:i'?m|i am) sorry,? (?:but )?i (?:can(?:'|no)?t|am unable to|won'?t be able to)\b",
+            r"\bi (?:can(?:'|no)?t|am unable to|'m unable to) (?:help|assist|comply|fulfill?)(?: you)? with (?:that|this|your request)",
+            r"\bi (?:must|have to) (?:decline|refuse) (?:this|that|your) request",
+            r"(?:抱歉|对不起|很遗憾)[，,]?\s*我(?:无法|不能)(?:帮助|帮你|帮您|提供|回答|满足|完成|协助)",
+            r"我(?:无法|不能)(?:协助|提供帮助|满足你的要求|满足您的要求)",
+            r"\bes tut mir leid,? (?:aber )?ich kann (?:dir |ihnen )?(?:dabei |hierbei )?(?:nicht|keine)",
+            r"\bich kann (?:dir |ihnen )?(?:dabei |hierbei |damit )?nicht helfen",
+            r"(?:извините|простите|к сожалению),? (?:но )?я не могу (?:помочь|выполнить|ответить|предоставить)",
+        ]
+    ),
+    re.IGNORECASE,
+)
 CHINESE = {"simplified": "t2s", "traditional": "s2t"}
 
 
@@ -65,8 +71,11 @@ def garbled_share(text: str) -> float:
     code blocks: what a small model leaves when it drifts into web-page residue ("</p><p>")."""
     prose = CODE_BLOCK.sub("", text)
     bad = sum(len(tag) for tag in MARKUP.findall(prose))
-    bad += sum(1 for ch in MARKUP.sub("", prose)
-               if ch == "\ufffd" or (unicodedata.category(ch)[0] == "C" and ch not in "\n\r\t"))
+    bad += sum(
+        1
+        for ch in MARKUP.sub("", prose)
+        if ch == "\ufffd" or (unicodedata.category(ch)[0] == "C" and ch not in "\n\r\t")
+    )
     return bad / max(len(text), 1)
 
 
@@ -76,7 +85,7 @@ def repeated_share(text: str, n: int = 3) -> float:
     tokens = words(text)
     if len(tokens) < 12:
         return 0.0
-    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
     return 1 - len(set(grams)) / len(grams)
 
 
@@ -137,14 +146,18 @@ def response_text(d: Dialogue) -> str:
     return "\n".join(m.content for m in d.messages if m.role == "assistant")
 
 
-def find_similar(ids: list[str], texts: list[str], languages: list[str], cfg: DedupConfig, what: str = "") -> dict[str, tuple[str, str]]:
+def find_similar(
+    ids: list[str], texts: list[str], languages: list[str], cfg: DedupConfig, what: str = ""
+) -> dict[str, tuple[str, str]]:
     """id → (reason, id of the earlier text it repeats), for texts already free of exact copies: MinHash
     near-duplicates, then (optional, English only: MiniLM is unreliable on other languages) embeddings."""
     near = near_duplicates(ids, texts, threshold=cfg.threshold, num_perm=cfg.num_perm, ngram=cfg.ngram)
     found = {i: (f"near_duplicate{what}", j) for i, j in near.items()}
     if cfg.semantic:
         english = [k for k, i in enumerate(ids) if i not in near and languages[k] == "en"]
-        similar = semantic_duplicates([ids[k] for k in english], [texts[k] for k in english], threshold=cfg.semantic_threshold)
+        similar = semantic_duplicates(
+            [ids[k] for k in english], [texts[k] for k in english], threshold=cfg.semantic_threshold
+        )
         found.update({i: (f"semantic_duplicate{what}", j) for i, j in similar.items()})
     return found
 
@@ -159,7 +172,11 @@ def duplicate_responses(dialogues: list[Dialogue], cfg: DedupConfig) -> dict[str
         else:
             first[key] = d.id
     rest = [d for d in dialogues if d.id not in found]
-    found.update(find_similar([d.id for d in rest], [response_text(d) for d in rest], [d.language for d in rest], cfg, "_response"))
+    found.update(
+        find_similar(
+            [d.id for d in rest], [response_text(d) for d in rest], [d.language for d in rest], cfg, "_response"
+        )
+    )
     return found
 
 
@@ -178,14 +195,22 @@ def curate_stage(recipe: Recipe, dialogues: list[Dialogue], characters: list[Cha
         try:
             kept[d.id] = curate_dialogue(d, cfg, names)
         except Rejected as e:
-            verdicts[d.id] = Reject(id=d.id, stage="curate", reason=e.reason, detail=e.detail, record=d.model_dump_json())
+            verdicts[d.id] = Reject(
+                id=d.id, stage="curate", reason=e.reason, detail=e.detail, record=d.model_dump_json()
+            )
     by_id = {d.id: d for d in dialogues}
     if recipe.dedup.responses:
         for rid, (reason, original) in duplicate_responses(list(kept.values()), recipe.dedup).items():
             who = by_id[original].character_name
             same = "the same character" if who == by_id[rid].character_name else f"{who}"
-            verdicts[rid] = Reject(id=rid, stage="curate", reason=reason, duplicate_of=original, record=by_id[rid].model_dump_json(),
-                                   detail=f"character turns repeat {original} ({same})")
+            verdicts[rid] = Reject(
+                id=rid,
+                stage="curate",
+                reason=reason,
+                duplicate_of=original,
+                record=by_id[rid].model_dump_json(),
+                detail=f"character turns repeat {original} ({same})",
+            )
 
     def process(chunk: list[Dialogue], counters: Counter):
         for d in chunk:
@@ -193,7 +218,9 @@ def curate_stage(recipe: Recipe, dialogues: list[Dialogue], characters: list[Cha
                 yield verdicts[d.id]
             else:
                 if kept[d.id] is not d:  # counted apart from "kept": the row differs from what was generated
-                    counters["converted_chinese" if d.language == "zh" and cfg.chinese != "keep" else "repaired_unicode"] += 1
+                    counters[
+                        "converted_chinese" if d.language == "zh" and cfg.chinese != "keep" else "repaired_unicode"
+                    ] += 1
                 yield kept[d.id]
 
     settings = {"curate": asdict(cfg), "dedup": asdict(recipe.dedup)}

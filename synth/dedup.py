@@ -30,7 +30,7 @@ def _grams(text: str, ngram: int) -> frozenset[str]:
     tokens = words(text)
     if ngram == 1 and tokens:
         return frozenset(tokens)
-    return frozenset(" ".join(tokens[i:i + ngram]) for i in range(max(len(tokens) - ngram + 1, 1)))
+    return frozenset(" ".join(tokens[i : i + ngram]) for i in range(max(len(tokens) - ngram + 1, 1)))
 
 
 def shingles(text: str, ngram: int = 1) -> list[bytes]:
@@ -79,8 +79,9 @@ def _check_ids(ids: list[str], texts: list[str], caller: str) -> None:
         raise ValueError(f"{caller}: id {repeated!r} given twice")
 
 
-def near_duplicates(ids: list[str], texts: list[str], *, threshold: float = 0.9, num_perm: int = 128,
-                    ngram: int = 1, seed: int = 1) -> dict[str, str]:
+def near_duplicates(
+    ids: list[str], texts: list[str], *, threshold: float = 0.9, num_perm: int = 128, ngram: int = 1, seed: int = 1
+) -> dict[str, str]:
     """id → the id of the earlier text it nearly repeats (estimated Jaccard ≥ threshold), for every later
     member of a near-duplicate group; ids absent from the result are kept."""
     _check_ids(ids, texts, "near_duplicates")
@@ -91,7 +92,7 @@ def near_duplicates(ids: list[str], texts: list[str], *, threshold: float = 0.9,
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     kept: dict[str, tuple[int, LeanMinHash]] = {}
     duplicate_of: dict[str, str] = {}
-    for index, values in zip(first.values(), signatures(list(first), num_perm, seed)):
+    for index, values in zip(first.values(), signatures(list(first), num_perm, seed), strict=False):
         minhash = LeanMinHash(seed=seed, hashvalues=values, scheme="affine32")
         # LSH finds candidates; the MinHash estimate confirms, so a band collision alone drops nothing.
         # Candidates in input order: the earliest match is named, whatever order the index returns.
@@ -103,7 +104,7 @@ def near_duplicates(ids: list[str], texts: list[str], *, threshold: float = 0.9,
             lsh.insert(ids[index], minhash, check_duplication=False)
             kept[ids[index]] = (index, minhash)
     result: dict[str, str] = {}
-    for rid, f in zip(ids, first_of):
+    for rid, f in zip(ids, first_of, strict=False):
         if rid in duplicate_of:
             result[rid] = duplicate_of[rid]
         elif rid != ids[f]:
@@ -111,8 +112,9 @@ def near_duplicates(ids: list[str], texts: list[str], *, threshold: float = 0.9,
     return result
 
 
-def semantic_duplicates(ids: list[str], texts: list[str], *, threshold: float = 0.9,
-                        block: int = 1024) -> dict[str, str]:
+def semantic_duplicates(
+    ids: list[str], texts: list[str], *, threshold: float = 0.9, block: int = 1024
+) -> dict[str, str]:
     """id → the id of the earliest kept text whose MiniLM embedding has cosine ≥ threshold with it (Persona
     Hub's second pass, after MinHash); ids absent from the result are kept. Greedy in input order: `block`
     rows at a time are compared with every earlier kept row in one matrix product, then with each other."""
@@ -122,8 +124,8 @@ def semantic_duplicates(ids: list[str], texts: list[str], *, threshold: float = 
     kept_ids: list[str] = []
     duplicate_of: dict[str, str] = {}
     for lo in range(0, len(texts), block):
-        rows = vectors[lo:lo + block]
-        earlier = rows @ kept[:len(kept_ids)].T >= threshold
+        rows = vectors[lo : lo + block]
+        earlier = rows @ kept[: len(kept_ids)].T >= threshold
         among = rows @ rows.T >= threshold
         new: list[int] = []  # rows of this block kept so far
         for j in range(len(rows)):
@@ -134,6 +136,6 @@ def semantic_duplicates(ids: list[str], texts: list[str], *, threshold: float = 
                 duplicate_of[ids[lo + j]] = ids[lo + new[hit[0]]]
             else:
                 new.append(j)
-        kept[len(kept_ids):len(kept_ids) + len(new)] = rows[new]
+        kept[len(kept_ids) : len(kept_ids) + len(new)] = rows[new]
         kept_ids += [ids[lo + j] for j in new]
     return duplicate_of

@@ -12,8 +12,8 @@ from dataclasses import asdict
 from personas.errors import DramatisError
 from personas.records import Character, derive_seed, name_key, stable_id
 from synth.llm import complete
-from synth.records import Dialogue, Prompt, Task
 from synth.recipe import Recipe
+from synth.records import Dialogue, Prompt, Task
 from synth.rollout import Conversation, Sampling, rollout
 from synth.runner import Stage, fingerprint
 
@@ -29,7 +29,9 @@ def parse_turns(spec: str) -> list[tuple[int, int, float]]:
             lo, _, hi = span.partition("-")
             lo, hi, w = int(lo), int(hi or lo), float(weight or 1)
         except ValueError:
-            raise DramatisError(f"dialogues.user_turns='{spec}': write 'lo-hi:weight,...', e.g. 2-10:0.9,11-24:0.1") from None
+            raise DramatisError(
+                f"dialogues.user_turns='{spec}': write 'lo-hi:weight,...', e.g. 2-10:0.9,11-24:0.1"
+            ) from None
         if not 1 <= lo <= hi or w < 0:
             raise DramatisError(f"dialogues.user_turns='{spec}': ranges need 1 ≤ lo ≤ hi and weights ≥ 0")
         ranges.append((lo, hi, w))
@@ -77,7 +79,9 @@ def deal(prompts: list[Prompt], characters: list[Character], k: int, seed: int):
         yield prompt, picked
 
 
-def plan_tasks(recipe: Recipe, prompts: list[Prompt], characters: list[Character], counters: Counter | None = None) -> list[Task]:
+def plan_tasks(
+    recipe: Recipe, prompts: list[Prompt], characters: list[Character], counters: Counter | None = None
+) -> list[Task]:
     """Every dialogue the run will build, ordered so each character's tasks are adjacent (prefix cache)."""
     cfg, seed, counters = recipe.dialogues, recipe.seed, counters if counters is not None else Counter()
     bad = set(cfg.modes) - {"R", "G"}
@@ -92,13 +96,18 @@ def plan_tasks(recipe: Recipe, prompts: list[Prompt], characters: list[Character
         n_held = max(n_held, 1)
     # The user's character comes from the speaker's own split (a validation character must not appear in
     # training rows, not even as the user) and language (the dialogue has one language).
-    same_split = {(c.split, c.language): [m for m in characters if (m.split, m.language) == (c.split, c.language)] for c in characters}
+    same_split = {
+        (c.split, c.language): [m for m in characters if (m.split, m.language) == (c.split, c.language)]
+        for c in characters
+    }
     tasks = []
     for pool_prompts, pool in ((by_pool[n_held:], trained), (by_pool[:n_held], heldout)):
         for mode in cfg.modes:
             # Each mode is dealt on its own, so R (only prompts with a reference) is balanced too.
             usable = [p for p in pool_prompts if mode == "G" or any(p.references)]
-            counters["tasks_no_reference"] += (len(pool_prompts) - len(usable)) * min(cfg.characters_per_prompt, len(pool))
+            counters["tasks_no_reference"] += (len(pool_prompts) - len(usable)) * min(
+                cfg.characters_per_prompt, len(pool)
+            )
             for prompt, picked in deal(usable, pool, cfg.characters_per_prompt, seed):
                 for character in picked:
                     tid = stable_id("d", prompt.id, character.id, mode)
@@ -109,9 +118,18 @@ def plan_tasks(recipe: Recipe, prompts: list[Prompt], characters: list[Character
                     if len(mates) > 1 and derive_seed(seed, tid, "user") / UNIT < cfg.user_persona_share:
                         i = derive_seed(seed, tid, "user-pick") % len(mates)
                         user = mates[(i + 1) % len(mates) if mates[i] is character else i].id
-                    tasks.append(Task(id=tid, prompt_id=prompt.id, character_id=character.id, mode=mode, user_turns=turns,
-                                      user_character_id=user, split=character.split,
-                                      action_cues=derive_seed(seed, tid, "cues") / UNIT < cfg.action_cues_share))
+                    tasks.append(
+                        Task(
+                            id=tid,
+                            prompt_id=prompt.id,
+                            character_id=character.id,
+                            mode=mode,
+                            user_turns=turns,
+                            user_character_id=user,
+                            split=character.split,
+                            action_cues=derive_seed(seed, tid, "cues") / UNIT < cfg.action_cues_share,
+                        )
+                    )
     rank = {c.id: i for i, c in enumerate(characters)}
     if cfg.order == "shuffled":
         return sorted(tasks, key=lambda t: (derive_seed(seed, t.id, "shuffle"), t.id))
@@ -139,15 +157,29 @@ def dialogues_stage(recipe: Recipe, backend, cache, prompts: list[Prompt], chara
     cfg = recipe.dialogues
     by_prompt, by_character = {p.id: p for p in prompts}, {c.id: c for c in characters}
     names = names_of(characters)
-    sampling = Sampling(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, repetition_penalty=cfg.repetition_penalty,
-                        max_tokens=cfg.max_tokens, max_reply_chars=cfg.max_reply_chars, max_user_chars=cfg.max_user_chars,
-                        max_attempts=cfg.max_attempts)
+    sampling = Sampling(
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        top_k=cfg.top_k,
+        repetition_penalty=cfg.repetition_penalty,
+        max_tokens=cfg.max_tokens,
+        max_reply_chars=cfg.max_reply_chars,
+        max_user_chars=cfg.max_user_chars,
+        max_attempts=cfg.max_attempts,
+    )
 
     def process(chunk: list[Task], counters: Counter):
         conversations = [
-            Conversation(task=t, prompt=by_prompt[t.prompt_id], character=by_character[t.character_id],
-                         user=by_character.get(t.user_character_id), other_names=names, recipe_seed=recipe.seed,
-                         model=recipe.backend.model, sampling=sampling)
+            Conversation(
+                task=t,
+                prompt=by_prompt[t.prompt_id],
+                character=by_character[t.character_id],
+                user=by_character.get(t.user_character_id),
+                other_names=names,
+                recipe_seed=recipe.seed,
+                model=recipe.backend.model,
+                sampling=sampling,
+            )
             for t in chunk
         ]
         rollout(conversations, lambda requests: complete(backend(), cache, requests, counters), counters)
@@ -158,6 +190,11 @@ def dialogues_stage(recipe: Recipe, backend, cache, prompts: list[Prompt], chara
             yield c.reject if c.reject is not None else c.dialogue()
 
     # Tasks carry only ids: the prompts' and characters' contents go into the fingerprint here.
-    settings = {"dialogues": asdict(cfg), "model": recipe.backend.model, "kind": recipe.backend.kind, "seed": recipe.seed,
-                "contents": fingerprint([*prompts, *characters], {})}
+    settings = {
+        "dialogues": asdict(cfg),
+        "model": recipe.backend.model,
+        "kind": recipe.backend.kind,
+        "seed": recipe.seed,
+        "contents": fingerprint([*prompts, *characters], {}),
+    }
     return Stage("dialogues", Dialogue, process, recipe.chunk_size, settings)

@@ -27,7 +27,9 @@ def check_repo(repo: str, flag: str = "--repo") -> None:
 def _offline() -> bool:
     from huggingface_hub import constants
 
-    return constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").upper() in constants.ENV_VARS_TRUE_VALUES
+    return (
+        constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").upper() in constants.ENV_VARS_TRUE_VALUES
+    )
 
 
 def hub_token(what: str = "--dry-run") -> str:
@@ -51,9 +53,16 @@ def upload(folder: Path, repo: str, token: str, *, repo_type: str, private: bool
         api.create_repo(repo, repo_type=repo_type, private=private, exist_ok=True)
         # delete_patterns: files of an earlier upload that this folder no longer has (another shard count, format
         # or weights layout) would otherwise stay in the repo.
-        api.upload_folder(repo_id=repo, folder_path=folder, repo_type=repo_type, commit_message=f"Upload {folder.parent.name}",
-                          delete_patterns=delete_patterns)
+        api.upload_folder(
+            repo_id=repo,
+            folder_path=folder,
+            repo_type=repo_type,
+            commit_message=f"Upload {folder.parent.name}",
+            delete_patterns=delete_patterns,
+        )
     except Exception as e:  # HTTP, auth, network, xet: the user needs the reason, whatever its type
         reason = f"{type(e).__name__}: {e}".replace(token, "***")
-        raise DramatisError(f"{repo}: upload failed ({reason}); rerun the same command to resume: "
-                            "files already on the Hub are not sent again") from None
+        raise DramatisError(
+            f"{repo}: upload failed ({reason}); rerun the same command to resume: "
+            "files already on the Hub are not sent again"
+        ) from None

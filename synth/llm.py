@@ -16,15 +16,17 @@ from synth.cache import RequestCache
 from synth.runner import Reject
 
 
-def complete(backend: Backend, cache: RequestCache, requests: list[ChatRequest], counters: Counter) -> list[ChatResult]:
+def complete(
+    backend: Backend, cache: RequestCache, requests: list[ChatRequest], counters: Counter
+) -> list[ChatResult]:
     """Results for `requests` in order; cached ones are not sent again, new successes are cached at once."""
     keys = [r.key(backend.model) for r in requests]
     found = cache.get_many(keys)
     todo = [i for i, k in enumerate(keys) if k not in found]
     fresh = backend.generate([requests[i] for i in todo]) if todo else []
     # Transport errors are not cached: a rerun should try them again.
-    cache.put_many([(keys[i], r) for i, r in zip(todo, fresh) if r.finish_reason != "error"])
-    for i, r in zip(todo, fresh):
+    cache.put_many([(keys[i], r) for i, r in zip(todo, fresh, strict=False) if r.finish_reason != "error"])
+    for i, r in zip(todo, fresh, strict=False):
         found[keys[i]] = r
         counters["prompt_tokens"] += r.prompt_tokens
         counters["output_tokens"] += r.output_tokens
@@ -41,9 +43,15 @@ def complete(backend: Backend, cache: RequestCache, requests: list[ChatRequest],
 
 
 def generate_validated(
-    backend: Backend, cache: RequestCache, items: Sequence[BaseModel], *, stage: str,
-    request: Callable[[BaseModel, int], ChatRequest], parse: Callable[[BaseModel, ChatResult, ChatRequest, int], BaseModel],
-    max_attempts: int, counters: Counter,
+    backend: Backend,
+    cache: RequestCache,
+    items: Sequence[BaseModel],
+    *,
+    stage: str,
+    request: Callable[[BaseModel, int], ChatRequest],
+    parse: Callable[[BaseModel, ChatResult, ChatRequest, int], BaseModel],
+    max_attempts: int,
+    counters: Counter,
 ) -> Iterator[BaseModel | Reject]:
     """Yield, in input order, `parse(item, result, request, attempt)` or a `Reject` after `max_attempts` tries.
 
@@ -58,15 +66,22 @@ def generate_validated(
         requests = [request(items[i], attempt) for i in pending]
         results = complete(backend, cache, requests, counters)
         retry = []
-        for i, req, result in zip(pending, requests, results):
+        for i, req, result in zip(pending, requests, results, strict=False):
             try:
                 if result.finish_reason == "error":
                     raise Rejected("backend_error", result.error)
                 done[i] = parse(items[i], result, req, attempt)
             except Rejected as e:
                 counters[f"attempt_failed_{e.reason}"] += 1
-                done[i] = Reject(id=items[i].id, stage=stage, reason=e.reason, detail=e.detail,
-                                 record=items[i].model_dump_json(), output=result.text, attempts=attempt + 1)
+                done[i] = Reject(
+                    id=items[i].id,
+                    stage=stage,
+                    reason=e.reason,
+                    detail=e.detail,
+                    record=items[i].model_dump_json(),
+                    output=result.text,
+                    attempts=attempt + 1,
+                )
                 retry.append(i)
         pending = retry
     for i in range(len(items)):

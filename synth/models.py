@@ -53,7 +53,9 @@ def resolve_model(name: str) -> str:
         return str(prepare_gemma())
     if name == "tiny":
         if not (TINY_DIR / "config.json").exists():
-            raise DramatisError(f"backend.model=tiny: {TINY_DIR} is missing; build it with .venv/bin/python scripts/make_tiny_model.py")
+            raise DramatisError(
+                f"backend.model=tiny: {TINY_DIR} is missing; build it with .venv/bin/python scripts/make_tiny_model.py"
+            )
         return str(TINY_DIR)
     path = Path(name).expanduser()
     if name.startswith((".", "/", "~")) or path.exists():
@@ -66,5 +68,7 @@ def resolve_model(name: str) -> str:
         try:
             return snapshot_download(name, local_files_only=True)
         except Exception:  # any lookup failure means the same thing to the user: not available offline
-            raise DramatisError(f"backend.model={name}: not a local folder and not in the Hugging Face cache (HF_HUB_OFFLINE=1)") from None
+            raise DramatisError(
+                f"backend.model={name}: not a local folder and not in the Hugging Face cache (HF_HUB_OFFLINE=1)"
+            ) from None
     return name

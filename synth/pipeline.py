@@ -17,14 +17,14 @@ from personas.seeds import load_seeds
 from personas.split import assign_splits, find_leaks, profile_text
 from synth.backend import ChatRequest
 from synth.cache import RequestCache
-from synth.llm import generate_validated
 from synth.curate import check_config, curate_stage, find_similar
 from synth.dataset import write_dataset
 from synth.dialogues import dialogues_stage, plan_tasks
+from synth.llm import generate_validated
 from synth.models import resolve_model
 from synth.prompts import Mapping, load_prompts
-from synth.records import Dialogue, Prompt
 from synth.recipe import BackendConfig, DedupConfig, RayConfig, Recipe, as_dict, load_recipe
+from synth.records import Dialogue, Prompt
 from synth.runner import Reject, Stage, load_records, run_stage
 
 
@@ -35,15 +35,33 @@ def open_backend(config: BackendConfig, name: str | None = None, ray: RayConfig 
         from synth.ray_backend import RayBackend
 
         if config.kind != "vllm":
-            raise DramatisError(f"executor=ray runs vLLM replicas; backend.kind={config.kind} scales on its server: use executor=local")
-        return RayBackend(resolve_model(config.model), name=name or config.model, replicas=ray.replicas, address=ray.address,
-                          num_cpus=ray.num_cpus, gpus_per_replica=ray.gpus_per_replica, cpus_per_replica=ray.cpus_per_replica,
-                          start_timeout_s=ray.start_timeout_s, temp_dir=ray.temp_dir, **vllm_options(config))
+            raise DramatisError(
+                f"executor=ray runs vLLM replicas; backend.kind={config.kind} scales on its server: use executor=local"
+            )
+        return RayBackend(
+            resolve_model(config.model),
+            name=name or config.model,
+            replicas=ray.replicas,
+            address=ray.address,
+            num_cpus=ray.num_cpus,
+            gpus_per_replica=ray.gpus_per_replica,
+            cpus_per_replica=ray.cpus_per_replica,
+            start_timeout_s=ray.start_timeout_s,
+            temp_dir=ray.temp_dir,
+            **vllm_options(config),
+        )
     if config.kind == "openai":
         from synth.openai_backend import OpenAIBackend
 
-        return OpenAIBackend(config.model, config.base_url, api_key_env=config.api_key_env, concurrency=config.concurrency,
-                             timeout_s=config.timeout_s, max_retries=config.max_retries, backoff_s=config.backoff_s)
+        return OpenAIBackend(
+            config.model,
+            config.base_url,
+            api_key_env=config.api_key_env,
+            concurrency=config.concurrency,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+            backoff_s=config.backoff_s,
+        )
     if config.kind == "vllm":
         from synth.vllm_backend import VLLMBackend
 
@@ -52,8 +70,13 @@ def open_backend(config: BackendConfig, name: str | None = None, ray: RayConfig 
 
 
 def vllm_options(config: BackendConfig) -> dict:
-    return dict(max_model_len=config.max_model_len, batch_size=config.batch_size, kv_cache_gb=config.kv_cache_gb,
-                gpu_memory_utilization=config.gpu_memory_utilization, tensor_parallel_size=config.tensor_parallel_size)
+    return dict(
+        max_model_len=config.max_model_len,
+        batch_size=config.batch_size,
+        kv_cache_gb=config.kv_cache_gb,
+        gpu_memory_utilization=config.gpu_memory_utilization,
+        tensor_parallel_size=config.tensor_parallel_size,
+    )
 
 
 def check_writable(out: Path) -> None:
@@ -79,14 +102,32 @@ def unique_and_sampled(stage: str, records: list, key, is_empty, chosen: set[str
         for r in chunk:
             original = first[key(r)]
             if is_empty(r):
-                yield Reject(id=r.id, stage=stage, reason="empty", detail=f"{r.source}:{r.source_line}", record=r.model_dump_json())
+                yield Reject(
+                    id=r.id,
+                    stage=stage,
+                    reason="empty",
+                    detail=f"{r.source}:{r.source_line}",
+                    record=r.model_dump_json(),
+                )
             elif original is not r:
-                yield Reject(id=r.id, stage=stage, reason="duplicate", duplicate_of=original.id, record=r.model_dump_json(),
-                             detail=f"{r.source}:{r.source_line} repeats {original.source} line {original.source_line}")
+                yield Reject(
+                    id=r.id,
+                    stage=stage,
+                    reason="duplicate",
+                    duplicate_of=original.id,
+                    record=r.model_dump_json(),
+                    detail=f"{r.source}:{r.source_line} repeats {original.source} line {original.source_line}",
+                )
             elif r.id in similar:
                 reason, of = similar[r.id]
-                yield Reject(id=r.id, stage=stage, reason=reason, duplicate_of=of, record=r.model_dump_json(),
-                             detail=f"{r.source}:{r.source_line} nearly repeats {by_id[of].source} line {by_id[of].source_line}")
+                yield Reject(
+                    id=r.id,
+                    stage=stage,
+                    reason=reason,
+                    duplicate_of=of,
+                    record=r.model_dump_json(),
+                    detail=f"{r.source}:{r.source_line} nearly repeats {by_id[of].source} line {by_id[of].source_line}",
+                )
             elif r.id not in chosen:
                 counters["not_sampled"] += 1
             else:
@@ -101,11 +142,16 @@ def seeds_stage(recipe: Recipe, personas: list[Persona]) -> Stage:
     for p in personas:
         first.setdefault(p.id, p)
     firsts = [p for p in first.values() if p.text]
-    similar = find_similar([p.id for p in firsts], [p.text for p in firsts], [p.language for p in firsts], recipe.dedup) \
-        if recipe.dedup.seeds else {}
+    similar = (
+        find_similar([p.id for p in firsts], [p.text for p in firsts], [p.language for p in firsts], recipe.dedup)
+        if recipe.dedup.seeds
+        else {}
+    )
     # Rejected rows must not take a sample slot.
-    unique = sorted((p.id for p in firsts if p.id not in similar), key=lambda pid: (derive_seed(recipe.seed, pid), pid))
-    chosen = set(unique[:recipe.seeds.sample] if recipe.seeds.sample else unique)
+    unique = sorted(
+        (p.id for p in firsts if p.id not in similar), key=lambda pid: (derive_seed(recipe.seed, pid), pid)
+    )
+    chosen = set(unique[: recipe.seeds.sample] if recipe.seeds.sample else unique)
     process = unique_and_sampled("seeds", personas, lambda p: p.id, lambda p: not p.text, chosen, similar)
     settings = {"seeds": asdict(recipe.seeds), "seed": recipe.seed, "dedup": asdict(recipe.dedup)}
     return Stage("seeds", Persona, process, recipe.chunk_size, settings)
@@ -119,19 +165,39 @@ def profiles_stage(recipe: Recipe, backend, cache: RequestCache) -> Stage:
         return p.language if cfg.language == "auto" else cfg.language
 
     def request(p: Persona, attempt: int) -> ChatRequest:
-        return ChatRequest(messages=profile_messages(p, language(p)), seed=derive_seed(recipe.seed, p.id, attempt),
-                           max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                           repetition_penalty=cfg.repetition_penalty, json_schema=schema)
+        return ChatRequest(
+            messages=profile_messages(p, language(p)),
+            seed=derive_seed(recipe.seed, p.id, attempt),
+            max_tokens=cfg.max_tokens,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            top_k=cfg.top_k,
+            repetition_penalty=cfg.repetition_penalty,
+            json_schema=schema,
+        )
 
     def parse(p: Persona, result, req: ChatRequest, attempt: int) -> Character:
         fields = parse_profile(result.text, result.finish_reason, language(p))
         return character(p, fields, language(p), recipe.backend.model, req.seed, attempt + 1)
 
     def process(chunk: list[Persona], counters: Counter):
-        yield from generate_validated(backend(), cache, chunk, stage="profiles", request=request, parse=parse,
-                                      max_attempts=cfg.max_attempts, counters=counters)
+        yield from generate_validated(
+            backend(),
+            cache,
+            chunk,
+            stage="profiles",
+            request=request,
+            parse=parse,
+            max_attempts=cfg.max_attempts,
+            counters=counters,
+        )
 
-    settings = {"profiles": asdict(cfg), "model": recipe.backend.model, "kind": recipe.backend.kind, "seed": recipe.seed}
+    settings = {
+        "profiles": asdict(cfg),
+        "model": recipe.backend.model,
+        "kind": recipe.backend.kind,
+        "seed": recipe.seed,
+    }
     return Stage("profiles", Character, process, recipe.chunk_size, settings)
 
 
@@ -145,7 +211,9 @@ def duplicate_characters(characters: list[Character], cfg: DedupConfig) -> dict[
             found[c.id] = ("duplicate_name", earlier.id, f"'{c.name}' is already {earlier.id}")
     if cfg.profiles:
         rest = [c for c in characters if c.id not in found]
-        similar = find_similar([c.id for c in rest], [profile_text(c) for c in rest], [c.language for c in rest], cfg, "_profile")
+        similar = find_similar(
+            [c.id for c in rest], [profile_text(c) for c in rest], [c.language for c in rest], cfg, "_profile"
+        )
         found.update({i: (reason, j, "profile nearly repeats " + j) for i, (reason, j) in similar.items()})
     return found
 
@@ -156,11 +224,20 @@ def split_stage(recipe: Recipe, characters: list[Character], eval_personas: list
     cfg = recipe.split
     duplicates = duplicate_characters(characters, recipe.dedup)
     unique = [c for c in characters if c.id not in duplicates]
-    splits = assign_splits(unique, recipe.seed, {"train": cfg.train, "validation": cfg.validation, "heldout": cfg.heldout})
+    splits = assign_splits(
+        unique, recipe.seed, {"train": cfg.train, "validation": cfg.validation, "heldout": cfg.heldout}
+    )
     placed = [c.model_copy(update={"split": splits[c.id]}) for c in unique]
-    leaks = {leak.character_id: leak for leak in find_leaks(
-        [c for c in placed if c.split != "heldout"], [c for c in placed if c.split == "heldout"], eval_personas,
-        threshold=cfg.similarity, same_name_threshold=cfg.same_name_similarity)}
+    leaks = {
+        leak.character_id: leak
+        for leak in find_leaks(
+            [c for c in placed if c.split != "heldout"],
+            [c for c in placed if c.split == "heldout"],
+            eval_personas,
+            threshold=cfg.similarity,
+            same_name_threshold=cfg.same_name_similarity,
+        )
+    }
     placed = {c.id: c for c in placed}
 
     def process(chunk: list[Character], counters: Counter):
@@ -168,15 +245,28 @@ def split_stage(recipe: Recipe, characters: list[Character], eval_personas: list
             leak = leaks.get(c.id)
             if c.id in duplicates:
                 reason, of, detail = duplicates[c.id]
-                yield Reject(id=c.id, stage="split", reason=reason, duplicate_of=of, detail=detail, record=c.model_dump_json())
+                yield Reject(
+                    id=c.id, stage="split", reason=reason, duplicate_of=of, detail=detail, record=c.model_dump_json()
+                )
             elif leak:
-                yield Reject(id=c.id, stage="split", reason=leak.reason, duplicate_of=leak.duplicate_of, detail=leak.detail,
-                             record=c.model_dump_json())
+                yield Reject(
+                    id=c.id,
+                    stage="split",
+                    reason=leak.reason,
+                    duplicate_of=leak.duplicate_of,
+                    detail=leak.detail,
+                    record=c.model_dump_json(),
+                )
             else:
                 counters[f"split_{placed[c.id].split}"] += 1
                 yield placed[c.id]
 
-    settings = {"split": asdict(cfg), "seed": recipe.seed, "eval_personas": len(eval_personas), "dedup": asdict(recipe.dedup)}
+    settings = {
+        "split": asdict(cfg),
+        "seed": recipe.seed,
+        "eval_personas": len(eval_personas),
+        "dedup": asdict(recipe.dedup),
+    }
     return Stage("split", Character, process, recipe.chunk_size, settings)
 
 
@@ -187,11 +277,19 @@ def prompts_stage(recipe: Recipe, prompts: list[Prompt]) -> Stage:
         first.setdefault(tuple(p.turns), p)
     chosen = set()
     for source in dict.fromkeys(p.source for p in prompts):
-        mine = sorted((p.id for p in first.values() if p.source == source and all(p.turns)),
-                      key=lambda pid: derive_seed(recipe.seed, pid, "sample"))
-        chosen.update(mine[:recipe.instructions.sample] if recipe.instructions.sample else mine)
+        mine = sorted(
+            (p.id for p in first.values() if p.source == source and all(p.turns)),
+            key=lambda pid: derive_seed(recipe.seed, pid, "sample"),
+        )
+        chosen.update(mine[: recipe.instructions.sample] if recipe.instructions.sample else mine)
     process = unique_and_sampled("prompts", prompts, lambda p: tuple(p.turns), lambda p: not all(p.turns), chosen)
-    return Stage("prompts", Prompt, process, recipe.chunk_size, {"instructions": asdict(recipe.instructions), "seed": recipe.seed})
+    return Stage(
+        "prompts",
+        Prompt,
+        process,
+        recipe.chunk_size,
+        {"instructions": asdict(recipe.instructions), "seed": recipe.seed},
+    )
 
 
 STAGES = ("seeds", "profiles", "split", "prompts", "dialogues", "curate", "dataset")
@@ -199,16 +297,28 @@ STAGES = ("seeds", "profiles", "split", "prompts", "dialogues", "curate", "datas
 
 def instruction_mapping(recipe: Recipe) -> Mapping:
     i = recipe.instructions
-    return Mapping(id=i.id_field, instruction=i.instruction_field, input=i.input_field, output=i.output_field,
-                   turns=i.turns_field, category=i.category_field)
+    return Mapping(
+        id=i.id_field,
+        instruction=i.instruction_field,
+        input=i.input_field,
+        output=i.output_field,
+        turns=i.turns_field,
+        category=i.category_field,
+    )
 
 
 def run_synth(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> dict[str, dict]:
     """Run the named stages in order (each needs the ones before it); returns each stage's manifest."""
     personas = load_seeds(recipe.seeds.source, recipe.seeds.field, recipe.seeds.split)
     # Everything a later stage reads is loaded and checked now: bad input fails before any shard is written.
-    prompts = load_prompts(recipe.instructions.sources, instruction_mapping(recipe), recipe.instructions.split) if "prompts" in stages else []
-    eval_personas = [p for path in recipe.split.eval_sets for p in load_seeds(path, "persona")] if "split" in stages else []
+    prompts = (
+        load_prompts(recipe.instructions.sources, instruction_mapping(recipe), recipe.instructions.split)
+        if "prompts" in stages
+        else []
+    )
+    eval_personas = (
+        [p for path in recipe.split.eval_sets for p in load_seeds(path, "persona")] if "split" in stages else []
+    )
     if "dialogues" in stages:
         plan_tasks(recipe, [], [])  # validates the dialogue knobs
     check_config(recipe.curate)
@@ -220,7 +330,9 @@ def run_synth(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> dict[str, dic
     if recipe.backend.kind == "vllm":
         resolve_model(recipe.backend.model)  # a bad model path fails here, before anything is written
     # The engine starts only if a chunk needs it: a finished run relaunched costs no model start.
-    backend = functools.cache(lambda: open_backend(recipe.backend, ray=recipe.ray if recipe.executor == "ray" else None))
+    backend = functools.cache(
+        lambda: open_backend(recipe.backend, ray=recipe.ray if recipe.executor == "ray" else None)
+    )
     if recipe.backend.kind == "openai" or recipe.executor == "ray":
         backend()  # fail now if the server is unreachable, or the Ray cluster lacks what the replicas need
     check_writable(out)
@@ -233,15 +345,18 @@ def run_synth(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> dict[str, dic
             manifests["profiles"] = run_stage(profiles_stage(recipe, backend, cache), kept, out / "profiles", resolved)
         if "split" in stages:
             characters = load_records(out / "profiles", Character)
-            manifests["split"] = run_stage(split_stage(recipe, characters, eval_personas), characters, out / "split", resolved)
+            manifests["split"] = run_stage(
+                split_stage(recipe, characters, eval_personas), characters, out / "split", resolved
+            )
         if "prompts" in stages:
             manifests["prompts"] = run_stage(prompts_stage(recipe, prompts), prompts, out / "prompts", resolved)
         if "dialogues" in stages:
             characters, kept_prompts = load_records(out / "split", Character), load_records(out / "prompts", Prompt)
             planned = Counter()
             tasks = plan_tasks(recipe, kept_prompts, characters, planned)
-            manifests["dialogues"] = run_stage(dialogues_stage(recipe, backend, cache, kept_prompts, characters), tasks,
-                                               out / "dialogues", resolved)
+            manifests["dialogues"] = run_stage(
+                dialogues_stage(recipe, backend, cache, kept_prompts, characters), tasks, out / "dialogues", resolved
+            )
         manifests.update(curate_run(recipe, out, stages, eval_personas))
     finally:
         cache.close()
@@ -250,7 +365,12 @@ def run_synth(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> dict[str, dic
     return manifests
 
 
-def curate_run(recipe: Recipe, out: Path, stages: tuple[str, ...] = ("curate", "dataset"), eval_personas: list[Persona] | None = None) -> dict:
+def curate_run(
+    recipe: Recipe,
+    out: Path,
+    stages: tuple[str, ...] = ("curate", "dataset"),
+    eval_personas: list[Persona] | None = None,
+) -> dict:
     """The stages after generation, on a run's shards: no model, so `dramatis curate RUN` re-runs them alone."""
     check_config(recipe.curate)
     if eval_personas is None:
@@ -258,19 +378,27 @@ def curate_run(recipe: Recipe, out: Path, stages: tuple[str, ...] = ("curate", "
     manifests = {}
     if "curate" in stages:
         dialogues, characters = load_records(out / "dialogues", Dialogue), load_records(out / "split", Character)
-        manifests["curate"] = run_stage(curate_stage(recipe, dialogues, characters), dialogues, out / "curate", as_dict(recipe))
+        manifests["curate"] = run_stage(
+            curate_stage(recipe, dialogues, characters), dialogues, out / "curate", as_dict(recipe)
+        )
     if "dataset" in stages:
         manifests["dataset"] = write_dataset(
-            out / "dataset", load_records(out / "curate", Dialogue), load_records(out / "split", Character), eval_personas,
-            threshold=recipe.split.similarity, same_name_threshold=recipe.split.same_name_similarity,
-            shard_rows=recipe.chunk_size, info={"recipe": recipe.name, "model": recipe.backend.model})
+            out / "dataset",
+            load_records(out / "curate", Dialogue),
+            load_records(out / "split", Character),
+            eval_personas,
+            threshold=recipe.split.similarity,
+            same_name_threshold=recipe.split.same_name_similarity,
+            shard_rows=recipe.chunk_size,
+            info={"recipe": recipe.name, "model": recipe.backend.model},
+        )
     return manifests
 
 
 def run_recipe(out: Path, overrides: list[str] = ()) -> Recipe:
     """The recipe a run was made with (from its manifests), with `overrides` applied."""
     # The newest generation stage's recipe: re-curating starts from the recipe's own filters every time.
-    for stage in reversed(STAGES[:STAGES.index("dialogues") + 1]):
+    for stage in reversed(STAGES[: STAGES.index("dialogues") + 1]):
         path = out / stage / "manifest.json"
         if path.exists():
             recipe = load_recipe(None, list(overrides), base=json.loads(path.read_text())["recipe"])

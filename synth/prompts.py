@@ -75,19 +75,28 @@ def to_prompt(row: dict, mapping: Mapping, source: str, line: int) -> Prompt:
         instruction = _text(_first(row, mapping.instruction), where, "instruction")
         if not instruction:
             keys = ", ".join(map(str, row))
-            raise DramatisError(f"{where}: no instruction (looked for {mapping.instruction} and {mapping.turns}; "
-                                f"found: {keys}); set instructions.instruction_field=<key>")
+            raise DramatisError(
+                f"{where}: no instruction (looked for {mapping.instruction} and {mapping.turns}; "
+                f"found: {keys}); set instructions.instruction_field=<key>"
+            )
         extra = _text(_first(row, mapping.input), where, "input")
         # The input is the material the instruction works on: the user gives both in one message.
         turns = [instruction + ("\n\n" + extra if extra else "")]
         refs = [_text(_first(row, mapping.output), where, "output")]
     turns = [normalize_turn(t) for t in turns]
-    refs = (refs + [""] * len(turns))[:len(turns)]
+    refs = (refs + [""] * len(turns))[: len(turns)]
     own = _text(_first(row, mapping.id), where, "id") or str(line)
     # The file name, not the path: ids must not change with the working directory.
-    return Prompt(id=stable_id("q", Path(source).name, own), source=source, source_id=own, source_line=line, turns=turns,
-                  references=refs, category=_text(_first(row, mapping.category), where, "category"),
-                  language=detect_language(" ".join(turns)))
+    return Prompt(
+        id=stable_id("q", Path(source).name, own),
+        source=source,
+        source_id=own,
+        source_line=line,
+        turns=turns,
+        references=refs,
+        category=_text(_first(row, mapping.category), where, "category"),
+        language=detect_language(" ".join(turns)),
+    )
 
 
 def normalize_turn(text: str) -> str:
@@ -164,6 +173,8 @@ def load_prompts(sources: list[str], mapping: Mapping = Mapping(), split: str = 
     for p in prompts:
         first = seen.setdefault(p.id, p)
         if first is not p:
-            raise DramatisError(f"{at(p.source, p.source_line)}: prompt id '{p.source_id}' repeats {at(first.source, first.source_line)} "
-                                "(ids come from the file name and the row id; give rows unique ids or rename one file)")
+            raise DramatisError(
+                f"{at(p.source, p.source_line)}: prompt id '{p.source_id}' repeats {at(first.source, first.source_line)} "
+                "(ids come from the file name and the row id; give rows unique ids or rename one file)"
+            )
     return prompts

@@ -28,8 +28,8 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from personas.errors import DramatisError
 from personas.records import Character, ProfileFields
 from personas.split import SPLITS
-from synth.pipeline import run_recipe
 from synth.hub import check_repo, hub_token, upload
+from synth.pipeline import run_recipe
 from synth.recipe import as_dict
 from synth.records import Dialogue
 from synth.report import leakage, outcomes, read_stages
@@ -41,8 +41,18 @@ FORMATS = ("parquet", "arrow")
 CDC = {"min_chunk_size": 256 * 1024, "max_chunk_size": 1024 * 1024, "norm_level": 0}
 ROW_GROUP = 1000
 PERSONA_HUB = "cc-by-nc-sa-4.0"
-SIZES = [(10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"), (10**7, "1M<n<10M"),
-         (10**8, "10M<n<100M"), (10**9, "100M<n<1B"), (10**10, "1B<n<10B"), (10**11, "10B<n<100B"), (10**12, "100B<n<1T")]
+SIZES = [
+    (10**3, "n<1K"),
+    (10**4, "1K<n<10K"),
+    (10**5, "10K<n<100K"),
+    (10**6, "100K<n<1M"),
+    (10**7, "1M<n<10M"),
+    (10**8, "10M<n<100M"),
+    (10**9, "100M<n<1B"),
+    (10**10, "1B<n<10B"),
+    (10**11, "10B<n<100B"),
+    (10**12, "100B<n<1T"),
+]
 
 
 def check_format(fmt: str) -> None:
@@ -68,16 +78,25 @@ def seed_license(source: str) -> tuple[str, str]:
     """(license id, sentence for the card) inherited from the seed source of the recipe."""
     # hf:proj-persona/PersonaHub[:config], or a file taken from tencent-ailab/persona-hub (../shared/data/seeds/personahub_*)
     if any(key in source.lower() for key in ("personahub", "persona-hub", "persona_hub")):
-        return PERSONA_HUB, ("The characters are built from Persona Hub personas (Tencent AI Lab), released under "
-                             "CC BY-NC-SA 4.0, so this dataset is too: non-commercial use, attribution, share-alike.")
+        return PERSONA_HUB, (
+            "The characters are built from Persona Hub personas (Tencent AI Lab), released under "
+            "CC BY-NC-SA 4.0, so this dataset is too: non-commercial use, attribution, share-alike."
+        )
     if source == "builtin":
         declared = project_license()
         if declared:
-            return declared, f"The seed personas are Dramatis' own built-in set, under the project's license ({declared})."
-        return "other", ("The seed personas are Dramatis' built-in set, and the project declares no license in "
-                         "pyproject.toml: set `publish.license` in the recipe before sharing this dataset.")
-    return "other", (f"The license of the seed source `{source}` is not known to Dramatis: set `publish.license` in the "
-                     "recipe (and edit this line) to the license its terms allow.")
+            return (
+                declared,
+                f"The seed personas are Dramatis' own built-in set, under the project's license ({declared}).",
+            )
+        return "other", (
+            "The seed personas are Dramatis' built-in set, and the project declares no license in "
+            "pyproject.toml: set `publish.license` in the recipe before sharing this dataset."
+        )
+    return "other", (
+        f"The license of the seed source `{source}` is not known to Dramatis: set `publish.license` in the "
+        "recipe (and edit this line) to the license its terms allow."
+    )
 
 
 def card_license(recipe: dict) -> tuple[str, str]:
@@ -86,7 +105,10 @@ def card_license(recipe: dict) -> tuple[str, str]:
     chosen = str((recipe.get("publish") or {}).get("license") or "auto").strip()
     if chosen in ("", "auto"):
         return inherited, note
-    return chosen.lower(), f"License set by the recipe (`publish.license: {chosen}`); the seed source alone gives `{inherited}`: {note}"
+    return (
+        chosen.lower(),
+        f"License set by the recipe (`publish.license: {chosen}`); the seed source alone gives `{inherited}`: {note}",
+    )
 
 
 def write_table(table: pa.Table, path: Path, fmt: str) -> None:
@@ -141,22 +163,36 @@ def _source(source: str) -> str:
 
 
 def _schema_rows(model) -> list[str]:
-    return [f"| `{f.name}` | `{f.type}` | {model.model_fields[f.name].description or DESCRIBE.get(f.name, _profile(f.name))} |"
-            for f in arrow_schema(model)]
+    return [
+        f"| `{f.name}` | `{f.type}` | {model.model_fields[f.name].description or DESCRIBE.get(f.name, _profile(f.name))} |"
+        for f in arrow_schema(model)
+    ]
 
 
 def _profile(name: str) -> str:
-    return f"profile field ({name.replace('_', ' ')}), written by the model under a JSON schema" if name in ProfileFields.model_fields else ""
+    return (
+        f"profile field ({name.replace('_', ' ')}), written by the model under a JSON schema"
+        if name in ProfileFields.model_fields
+        else ""
+    )
 
 
 DESCRIBE = {
-    "id": "stable id derived from the content", "character_id": "the character speaking as the assistant",
-    "character_name": "the character's name", "user_character_id": "the character the user plays ('' for a plain user)",
+    "id": "stable id derived from the content",
+    "character_id": "the character speaking as the assistant",
+    "character_name": "the character's name",
+    "user_character_id": "the character the user plays ('' for a plain user)",
     "mode": "R (reference answer rewritten in character) or G (generated in character)",
-    "prompt_id": "the instruction's id", "prompt_source": "file or dataset the instruction came from",
-    "prompt_source_id": "the instruction's own id in its source", "language": "ISO 639-1 code",
-    "model": "model that wrote the row", "requests": "LLM requests the row took", "prompt_tokens": "prompt tokens spent",
-    "output_tokens": "output tokens spent", "persona_id": "id of the seed persona", "persona": "the seed persona text",
+    "prompt_id": "the instruction's id",
+    "prompt_source": "file or dataset the instruction came from",
+    "prompt_source_id": "the instruction's own id in its source",
+    "language": "ISO 639-1 code",
+    "model": "model that wrote the row",
+    "requests": "LLM requests the row took",
+    "prompt_tokens": "prompt tokens spent",
+    "output_tokens": "output tokens spent",
+    "persona_id": "id of the seed persona",
+    "persona": "the seed persona text",
 }
 
 
@@ -164,10 +200,12 @@ def leakage_line(info: dict) -> str:
     check = leakage(info)
     if check["status"] == "NOT CHECKED":
         return "**NOT RECORDED**: this run's dataset_info.json holds no leakage check; rebuild the dataset before publishing."
-    return (f"**{check['status']}**: {check.get('training_characters', '?')} training characters against "
-            f"{check.get('heldout_characters', '?')} held-out characters and {check.get('eval_personas', '?')} evaluation "
-            f"personas: {check.get('overlap', '?')} shared, {check.get('near_duplicates', '?')} near-duplicates "
-            f"(MiniLM cosine ≥ {check.get('threshold', '?')}, or the same name).")
+    return (
+        f"**{check['status']}**: {check.get('training_characters', '?')} training characters against "
+        f"{check.get('heldout_characters', '?')} held-out characters and {check.get('eval_personas', '?')} evaluation "
+        f"personas: {check.get('overlap', '?')} shared, {check.get('near_duplicates', '?')} near-duplicates "
+        f"(MiniLM cosine ≥ {check.get('threshold', '?')}, or the same name)."
+    )
 
 
 def render_card(run: Path, info: dict, profiles: dict[str, int], plots: list[str], fmt: str, repo: str) -> str:
@@ -180,53 +218,117 @@ def render_card(run: Path, info: dict, profiles: dict[str, int], plots: list[str
     multi_turn = any(int(t) > 1 for s in splits.values() for t in s["turns"])
     name = recipe.get("name") or info.get("recipe") or run.name
     data = DatasetCardData(
-        pretty_name=f"Dramatis role-play dialogues ({name})", license=license_id, language=languages,
-        multilinguality="multilingual" if len(languages) > 1 else "monolingual", size_categories=[size_category(rows)],
-        task_categories=["text-generation"], annotations_creators=["machine-generated"], language_creators=["machine-generated"],
+        pretty_name=f"Dramatis role-play dialogues ({name})",
+        license=license_id,
+        language=languages,
+        multilinguality="multilingual" if len(languages) > 1 else "monolingual",
+        size_categories=[size_category(rows)],
+        task_categories=["text-generation"],
+        annotations_creators=["machine-generated"],
+        language_creators=["machine-generated"],
         tags=["role-play", "synthetic", "persona", "character", *(["multi-turn"] if multi_turn else []), "dramatis"],
-        configs=[{"config_name": config, **({"default": True} if config == "dialogues" else {}),
-                  "data_files": [{"split": s, "path": f"{config}/{s}-*.{fmt}"} for s in SPLITS if s in present]}
-                 for config, present in (("dialogues", splits), ("profiles", profiles))])
+        configs=[
+            {
+                "config_name": config,
+                **({"default": True} if config == "dialogues" else {}),
+                "data_files": [{"split": s, "path": f"{config}/{s}-*.{fmt}"} for s in SPLITS if s in present],
+            }
+            for config, present in (("dialogues", splits), ("profiles", profiles))
+        ],
+    )
     seeds, instructions = recipe.get("seeds", {}), recipe.get("instructions", {})
     versions = stages.get("dialogues", {}).get("versions", {})
-    terms = (f"\n\nThe dialogues and profiles were written by {model}: Gemma outputs are subject to the "
-             "[Gemma Terms of Use](https://ai.google.dev/gemma/terms) and its Prohibited Use Policy." if "gemma" in model.lower() else "")
+    terms = (
+        f"\n\nThe dialogues and profiles were written by {model}: Gemma outputs are subject to the "
+        "[Gemma Terms of Use](https://ai.google.dev/gemma/terms) and its Prohibited Use Policy."
+        if "gemma" in model.lower()
+        else ""
+    )
     lines = [
-        f"# {data.pretty_name}", "",
+        f"# {data.pretty_name}",
+        "",
         "Synthetic role-play conversations for teaching a language model to stay in character, made with Dramatis in the "
         "style of OpenCharacter (arXiv 2501.15427): one-line persona seeds became structured character profiles, and each "
         "character answered instructions in its own voice, either rewriting a reference answer (mode R) or generating "
         "one (mode G), in single- and multi-turn dialogues. The system message carries the profile. Characters are split "
         "before any dialogue is written, so the `validation` and `heldout` characters never appear in `train`; `heldout` "
-        "is for evaluating generalization to unseen characters, not for training.", "",
-        "## License", "", f"`{license_id}`. {license_note}{terms}", "",
-        "## Recipe", "", "| | |", "| --- | --- |", f"| recipe | `{name}` (seed {recipe.get('seed', '?')}) |",
+        "is for evaluating generalization to unseen characters, not for training.",
+        "",
+        "## License",
+        "",
+        f"`{license_id}`. {license_note}{terms}",
+        "",
+        "## Recipe",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| recipe | `{name}` (seed {recipe.get('seed', '?')}) |",
         f"| model | `{model}` ({recipe.get('backend', {}).get('kind', '?')} backend) |",
         f"| seed personas | `{seeds.get('source', '?')}` (sample {seeds.get('sample') or 'all'}) |",
         f"| instructions | {', '.join(_source(s) for s in instructions.get('sources', [])) or '?'} |",
         f"| modes | {', '.join(recipe.get('dialogues', {}).get('modes', [])) or '?'} |",
-        f"| versions | {', '.join(f'{k} {v}' for k, v in versions.items()) or '?'} |", "",
-        "## Splits", "", "| split | dialogues | characters | profiles | modes | assistant turns | languages |",
+        f"| versions | {', '.join(f'{k} {v}' for k, v in versions.items()) or '?'} |",
+        "",
+        "## Splits",
+        "",
+        "| split | dialogues | characters | profiles | modes | assistant turns | languages |",
         "| --- | --- | --- | --- | --- | --- | --- |",
-        *(f"| {s} | {e['rows']} | {e['characters']} | {profiles.get(s, 0)} | {_fmt_counts(e['modes'])} | "
-          f"{_fmt_counts(e['turns'])} | {_fmt_counts(e['languages'])} |" for s, e in splits.items()), "",
-        "## Curation", "", "Counts from the run's stage manifests; every dropped row stays in the run's rejects shards with its reason.", "",
-        "| stage | in | kept | dropped, by reason | not sampled |", "| --- | --- | --- | --- | --- |",
-        *(f"| {stage} | {r['inputs']} | {r['kept']} | {sum(r['dropped'].values())} ({_fmt_counts(r['dropped'])}) | "
-          f"{r['not_sampled']} |" for stage, r in ((k, outcomes(m)) for k, m in stages.items() if k != "dataset")), "",
-        "## Leakage check", "", leakage_line(info), "",
-        "## Plots", "", *([f"![{Path(p).stem}]({p})" for p in plots] or ["No plots in this run (`report/` is empty)."]), "",
-        "## Schema", "", "Config `dialogues`:", "", "| column | type | description |", "| --- | --- | --- |",
-        *_schema_rows(Dialogue), "", "Config `profiles`:", "", "| column | type | description |",
-        "| --- | --- | --- |", *_schema_rows(Character), "",
-        "## Train with TRL", "", "```python", "from datasets import load_dataset", "from trl import SFTConfig, SFTTrainer", "",
+        *(
+            f"| {s} | {e['rows']} | {e['characters']} | {profiles.get(s, 0)} | {_fmt_counts(e['modes'])} | "
+            f"{_fmt_counts(e['turns'])} | {_fmt_counts(e['languages'])} |"
+            for s, e in splits.items()
+        ),
+        "",
+        "## Curation",
+        "",
+        "Counts from the run's stage manifests; every dropped row stays in the run's rejects shards with its reason.",
+        "",
+        "| stage | in | kept | dropped, by reason | not sampled |",
+        "| --- | --- | --- | --- | --- |",
+        *(
+            f"| {stage} | {r['inputs']} | {r['kept']} | {sum(r['dropped'].values())} ({_fmt_counts(r['dropped'])}) | "
+            f"{r['not_sampled']} |"
+            for stage, r in ((k, outcomes(m)) for k, m in stages.items() if k != "dataset")
+        ),
+        "",
+        "## Leakage check",
+        "",
+        leakage_line(info),
+        "",
+        "## Plots",
+        "",
+        *([f"![{Path(p).stem}]({p})" for p in plots] or ["No plots in this run (`report/` is empty)."]),
+        "",
+        "## Schema",
+        "",
+        "Config `dialogues`:",
+        "",
+        "| column | type | description |",
+        "| --- | --- | --- |",
+        *_schema_rows(Dialogue),
+        "",
+        "Config `profiles`:",
+        "",
+        "| column | type | description |",
+        "| --- | --- | --- |",
+        *_schema_rows(Character),
+        "",
+        "## Train with TRL",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "from trl import SFTConfig, SFTTrainer",
+        "",
         f'data = load_dataset("{repo}")  # config "dialogues"; load_dataset("{repo}", "profiles") for the characters',
         "trainer = SFTTrainer(",
         '    model="Qwen/Qwen3-0.6B",  # any chat model whose template TRL can mask',
         '    train_dataset=data["train"].select_columns(["messages"]),',
         '    eval_dataset=data["validation"].select_columns(["messages"]),',
         '    args=SFTConfig(output_dir="roleplay-sft", assistant_only_loss=True),  # loss on the character\'s turns only',
-        ")", "trainer.train()", "```", "",
+        ")",
+        "trainer.train()",
+        "```",
+        "",
     ]
     return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines)))
 
@@ -239,7 +341,9 @@ def build_folder(run: Path, folder: Path, fmt: str = "parquet", *, repo: str = "
     if not info_path.exists():
         raise DramatisError(f"{run}: no dataset here ({info_path} is missing); run `dramatis synth` to the end first")
     if not (run / "split" / "manifest.json").exists():
-        raise DramatisError(f"{run}: no split stage here (the profiles config comes from it); run `dramatis synth` first")
+        raise DramatisError(
+            f"{run}: no split stage here (the profiles config comes from it); run `dramatis synth` first"
+        )
     info = json.loads(info_path.read_text())
     with staged_folder(folder) as staging:
         for sub in ("dialogues", "profiles"):
@@ -262,5 +366,12 @@ def publish(run: Path, repo: str, *, private: bool = False, dry_run: bool = Fals
     token = None if dry_run else hub_token()  # before the build, so a missing token costs no conversion
     folder = build_folder(Path(run), Path(run) / "hub", fmt, repo=repo)
     if not dry_run:
-        upload(folder, repo, token, repo_type="dataset", private=private, delete_patterns=["dialogues/*", "profiles/*", "report/*"])
+        upload(
+            folder,
+            repo,
+            token,
+            repo_type="dataset",
+            private=private,
+            delete_patterns=["dialogues/*", "profiles/*", "report/*"],
+        )
     return folder

@@ -13,18 +13,40 @@ from personas.records import name_key
 
 # Assistant boilerplate in the languages we write; an opening "As a <persona>," is the classic tell of a
 # model describing the role instead of playing it (OpenCharacter's R outputs show it).
-ASSISTANT_SPEAK = re.compile("|".join([
-    r"\bas an ai\b", r"\bai (?:language )?model\b", r"\blanguage model\b", r"\bi'?m an ai\b", r"\bi am an ai\b",
-    r"\bvirtual assistant\b", r"how (?:can|may) i (?:help|assist) you", r"\bi'?m here to (?:help|assist)\b",
-    r"作为(?:一个|一名)?(?:AI|人工智能|语言模型|助手)", r"我是(?:一个)?(?:AI|人工智能|语言模型)", r"语言模型",
-    r"有什么(?:可以|能)(?:帮|为)(?:你|您)", r"\bals (?:eine )?ki\b", r"\bsprachmodell\b", r"как (?:ии|искусственный интеллект)",
-    r"языков(?:ая|ой) модел", r"я\s*[-—–]?\s*(?:ии|искусственный интеллект)\b",
-]), re.IGNORECASE)
-AS_A_OPENER = re.compile(r"^\W*(?:as an? (?!matter of fact|result\b|rule\b|whole\b)[^,.!?\n]{1,80},|作为一(?:个|名|位)[^，,。]{1,30}[，,]|als [^,.!?\n]{1,60},|как [^,.!?\n]{1,60},)",
-                         re.IGNORECASE)
+ASSISTANT_SPEAK = re.compile(
+    "|".join(
+        [
+            r"\bas an ai\b",
+            r"\bai (?:language )?model\b",
+            r"\blanguage model\b",
+            r"\bi'?m an ai\b",
+            r"\bi am an ai\b",
+            r"\bvirtual assistant\b",
+            r"how (?:can|may) i (?:help|assist) you",
+            r"\bi'?m here to (?:help|assist)\b",
+            r"作为(?:一个|一名)?(?:AI|人工智能|语言模型|助手)",
+            r"我是(?:一个)?(?:AI|人工智能|语言模型)",
+            r"语言模型",
+            r"有什么(?:可以|能)(?:帮|为)(?:你|您)",
+            r"\bals (?:eine )?ki\b",
+            r"\bsprachmodell\b",
+            r"как (?:ии|искусственный интеллект)",
+            r"языков(?:ая|ой) модел",
+            r"я\s*[-—–]?\s*(?:ии|искусственный интеллект)\b",
+        ]
+    ),
+    re.IGNORECASE,
+)
+AS_A_OPENER = re.compile(
+    r"^\W*(?:as an? (?!matter of fact|result\b|rule\b|whole\b)[^,.!?\n]{1,80},|作为一(?:个|名|位)[^，,。]{1,30}[，,]|als [^,.!?\n]{1,60},|как [^,.!?\n]{1,60},)",
+    re.IGNORECASE,
+)
 # "I am X" / "我是X": the words after a self-introduction, to look up among the run's other characters.
-SELF_NAMING = re.compile(r"(?:\bi am|\bi'm|\bmy name is|\bcall me|\bich bin|\bich heiße|\bменя зовут|\bя\s*[-—–])\s+"
-                         r"([^\s,.!?;:]+(?:\s+[^\s,.!?;:]+){0,3})|(?:我是|我叫|本人)([\u4e00-\u9fff·]{2,6})", re.IGNORECASE)
+SELF_NAMING = re.compile(
+    r"(?:\bi am|\bi'm|\bmy name is|\bcall me|\bich bin|\bich heiße|\bменя зовут|\bя\s*[-—–])\s+"
+    r"([^\s,.!?;:]+(?:\s+[^\s,.!?;:]+){0,3})|(?:我是|我叫|本人)([\u4e00-\u9fff·]{2,6})",
+    re.IGNORECASE,
+)
 WORDLIKE = re.compile(r"[^\W\d_]", re.UNICODE)
 SHINGLE = 12  # characters: long enough to mean copying, short enough for Chinese, which has no spaces
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -73,7 +95,7 @@ def wrong_character(text: str, own_name: str, other_names: dict[str, str]) -> st
 
 def _shingles(text: str) -> set[str]:
     flat = " ".join(text.casefold().split())
-    return {flat[i:i + SHINGLE] for i in range(max(len(flat) - SHINGLE + 1, 1))}
+    return {flat[i : i + SHINGLE] for i in range(max(len(flat) - SHINGLE + 1, 1))}
 
 
 def echo(text: str, sources: dict[str, str], share: float = 0.5) -> None:

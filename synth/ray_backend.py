@@ -49,7 +49,9 @@ def _replica_class():
             # Tensor parallel inside an actor: vLLM would otherwise see Ray and ask it for the GPUs this actor
             # already holds; its own worker processes use the GPUs Ray gave the actor (CUDA_VISIBLE_DEVICES).
             tensor_parallel = options.get("tensor_parallel_size", 1) > 1
-            self.backend = VLLMBackend(model, **options, distributed_executor_backend="mp" if tensor_parallel else None)
+            self.backend = VLLMBackend(
+                model, **options, distributed_executor_backend="mp" if tensor_parallel else None
+            )
 
         def ready(self) -> bool:
             return True
@@ -67,9 +69,20 @@ class RayBackend:
     """`replicas` vLLM engines as Ray actors; a batch is cut into contiguous slices, one per replica in
     turn, so a character's adjacent requests share a replica's prefix cache, and results come back in order."""
 
-    def __init__(self, model: str, *, name: str, replicas: int, address: str = "", num_cpus: int = 0,
-                 gpus_per_replica: float = -1, cpus_per_replica: float = 1.0, start_timeout_s: float = 600,
-                 temp_dir: str = "", **vllm_options):
+    def __init__(
+        self,
+        model: str,
+        *,
+        name: str,
+        replicas: int,
+        address: str = "",
+        num_cpus: int = 0,
+        gpus_per_replica: float = -1,
+        cpus_per_replica: float = 1.0,
+        start_timeout_s: float = 600,
+        temp_dir: str = "",
+        **vllm_options,
+    ):
         import ray
 
         self.model = name
@@ -87,8 +100,10 @@ class RayBackend:
                     # Ray puts sockets at <temp_dir>/session_<date>_<time>_<pid>/sockets/plasma_store, and a
                     # socket path longer than 107 bytes fails deep inside Ray with a traceback.
                     if len(init["_temp_dir"].encode()) + SOCKET_SUFFIX > 107:
-                        raise DramatisError(f"ray.temp_dir={temp_dir}: too long for Ray's socket paths "
-                                            f"(at most {107 - SOCKET_SUFFIX} bytes as an absolute path)")
+                        raise DramatisError(
+                            f"ray.temp_dir={temp_dir}: too long for Ray's socket paths "
+                            f"(at most {107 - SOCKET_SUFFIX} bytes as an absolute path)"
+                        )
             terminate = signal.getsignal(signal.SIGTERM)
             try:
                 ray.init(**init)
@@ -115,24 +130,34 @@ class RayBackend:
             raise DramatisError(f"ray.replicas={replicas}: give at least 1")
         # Checked before any actor exists: an actor asking for resources the cluster lacks would wait forever.
         if gpus_per_replica and gpus < replicas * gpus_per_replica:
-            raise DramatisError(f"ray: {replicas} replicas × {gpus_per_replica:g} GPU need {replicas * gpus_per_replica:g} GPUs; "
-                                f"the cluster has {gpus:g} (set ray.gpus_per_replica=0 to run on CPU)")
+            raise DramatisError(
+                f"ray: {replicas} replicas × {gpus_per_replica:g} GPU need {replicas * gpus_per_replica:g} GPUs; "
+                f"the cluster has {gpus:g} (set ray.gpus_per_replica=0 to run on CPU)"
+            )
         if tensor_parallel > 1 and not gpus_per_replica:
             raise DramatisError(f"backend.tensor_parallel_size={tensor_parallel} needs GPUs; the cluster has none")
         cpus = total.get("CPU", 0)
         if cpus < replicas * cpus_per_replica:
-            raise DramatisError(f"ray: {replicas} replicas × {cpus_per_replica:g} CPU need {replicas * cpus_per_replica:g} CPUs; "
-                                f"the cluster has {cpus:g} (lower ray.replicas or ray.cpus_per_replica)")
+            raise DramatisError(
+                f"ray: {replicas} replicas × {cpus_per_replica:g} CPU need {replicas * cpus_per_replica:g} CPUs; "
+                f"the cluster has {cpus:g} (lower ray.replicas or ray.cpus_per_replica)"
+            )
         replica = _replica_class()
-        self.actors = [replica.options(num_cpus=cpus_per_replica, num_gpus=gpus_per_replica).remote(
-            model, vllm_options, None if gpus_per_replica else i) for i in range(replicas)]
+        self.actors = [
+            replica.options(num_cpus=cpus_per_replica, num_gpus=gpus_per_replica).remote(
+                model, vllm_options, None if gpus_per_replica else i
+            )
+            for i in range(replicas)
+        ]
         waiting = {a.ready.remote(): i for i, a in enumerate(self.actors)}
         deadline = time.monotonic() + start_timeout_s
         while waiting:
             ready, _ = ray.wait(list(waiting), num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
             if not ready:
-                raise DramatisError(f"ray: {len(waiting)} of {replicas} replicas not up after {start_timeout_s:g} s "
-                                    f"(ray.start_timeout_s); cluster resources: {ray.available_resources()}")
+                raise DramatisError(
+                    f"ray: {len(waiting)} of {replicas} replicas not up after {start_timeout_s:g} s "
+                    f"(ray.start_timeout_s); cluster resources: {ray.available_resources()}"
+                )
             try:
                 ray.get(ready[0])
             except ray.exceptions.RayActorError as e:
@@ -155,7 +180,7 @@ class RayBackend:
         if not requests:
             return []
         size = math.ceil(len(requests) / len(self.actors))
-        slices = [requests[i:i + size] for i in range(0, len(requests), size)]
+        slices = [requests[i : i + size] for i in range(0, len(requests), size)]
         futures = [self.actors[i % len(self.actors)].generate.remote(s) for i, s in enumerate(slices)]
         try:
             return [r for part in ray.get(futures) for r in part]
@@ -166,7 +191,9 @@ class RayBackend:
             raise
         except ray.exceptions.RayActorError as e:
             # A lost replica loses its slice: the chunk fails, and a relaunch resumes from the cache and shards.
-            raise DramatisError(f"ray: a replica died while generating ({e}); relaunch the same command to resume") from None
+            raise DramatisError(
+                f"ray: a replica died while generating ({e}); relaunch the same command to resume"
+            ) from None
 
     def close(self) -> None:
         import ray

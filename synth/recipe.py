@@ -22,7 +22,9 @@ def knob(default, help: str):
 
 # Seen here: vLLM on CPU sorts the whole vocabulary for top-p (262k entries for Gemma) at every step,
 # which halved Gemma's decode speed; top-k alone takes a cheap partial top-k instead.
-TOP_K_HELP = "sample from the k likeliest tokens (0 = off); on CPU prefer top_k with top_p=1.0: top-p sorts the vocabulary"
+TOP_K_HELP = (
+    "sample from the k likeliest tokens (0 = off); on CPU prefer top_k with top_p=1.0: top-p sorts the vocabulary"
+)
 
 
 @dataclass
@@ -49,13 +51,21 @@ INSTRUCTIONS = "../shared/data/instructions/"
 
 @dataclass
 class InstructionsConfig:
-    sources: list = knob([INSTRUCTIONS + "self_instruct_seed_tasks.jsonl", INSTRUCTIONS + "self_instruct_user_oriented.jsonl",
-                          INSTRUCTIONS + "mt_bench_questions.jsonl"], "instruction files (.jsonl/.csv) or hf:<dataset id>[:<config>]")
+    sources: list = knob(
+        [
+            INSTRUCTIONS + "self_instruct_seed_tasks.jsonl",
+            INSTRUCTIONS + "self_instruct_user_oriented.jsonl",
+            INSTRUCTIONS + "mt_bench_questions.jsonl",
+        ],
+        "instruction files (.jsonl/.csv) or hf:<dataset id>[:<config>]",
+    )
     split: str = knob("train", "dataset split, for hf: sources")
     sample: int = knob(0, "keep a deterministic sample of this many prompts per source (0 = all)")
     id_field: str = knob("id,question_id", "column(s) holding the row's own id; alternatives separated by commas")
     instruction_field: str = knob("instruction,prompt,question", "column(s) holding the instruction")
-    input_field: str = knob("input,instances.0.input", "column(s) holding the optional input; dotted paths walk nested rows")
+    input_field: str = knob(
+        "input,instances.0.input", "column(s) holding the optional input; dotted paths walk nested rows"
+    )
     output_field: str = knob("output,response,instances.0.output", "column(s) holding the reference answer (R mode)")
     turns_field: str = knob("turns", "column holding a list of user turns (multi-turn sources such as MT-Bench)")
     category_field: str = knob("category,motivation_app", "column(s) holding a category label")
@@ -64,12 +74,18 @@ class InstructionsConfig:
 @dataclass
 class SplitConfig:
     train: float = knob(0.8, "share of characters in the training split")
-    validation: float = knob(0.1, "share of characters in the validation split (unseen characters, for validation loss)")
+    validation: float = knob(
+        0.1, "share of characters in the validation split (unseen characters, for validation loss)"
+    )
     heldout: float = knob(0.1, "share of characters kept for evaluation only")
     heldout_prompts: float = knob(0.1, "share of prompts kept for the held-out characters only (never trained on)")
-    eval_sets: list = knob([], "persona files (jsonl with 'persona') used for evaluation: no training character may be near them")
+    eval_sets: list = knob(
+        [], "persona files (jsonl with 'persona') used for evaluation: no training character may be near them"
+    )
     similarity: float = knob(0.9, "MiniLM cosine similarity at or above which two characters count as the same")
-    same_name_similarity: float = knob(0.5, "profile similarity at or above which two characters with one name count as the same")
+    same_name_similarity: float = knob(
+        0.5, "profile similarity at or above which two characters with one name count as the same"
+    )
 
 
 @dataclass
@@ -81,8 +97,12 @@ class DialoguesConfig:
     multi_turn_share: float = knob(0.5, "share of G dialogues continued by the user simulator")
     user_turns: str = knob("2-10:0.9,11-24:0.1", "user turns of a multi-turn dialogue: 'lo-hi:weight,...'")
     user_persona_share: float = knob(0.0, "share of dialogues where the user plays another character of the run")
-    action_cues_share: float = knob(0.0, "share of dialogues asked for action cues in parentheses, e.g. (laughs) / (责备)")
-    order: str = knob("character", "'character' (one character's requests adjacent: prefix cache) or 'shuffled' (benchmark only)")
+    action_cues_share: float = knob(
+        0.0, "share of dialogues asked for action cues in parentheses, e.g. (laughs) / (责备)"
+    )
+    order: str = knob(
+        "character", "'character' (one character's requests adjacent: prefix cache) or 'shuffled' (benchmark only)"
+    )
     max_reply_chars: int = knob(900, "longest character reply; the JSON grammar closes it here")
     max_user_chars: int = knob(300, "longest simulated user message")
     max_tokens: int = knob(512, "output token budget per request")
@@ -100,7 +120,9 @@ class DedupConfig:
     ngram: int = knob(1, "MinHash shingles: word n-grams (each Han character counts as a word)")
     threshold: float = knob(0.9, "estimated Jaccard at or above which two texts are near-duplicates")
     num_perm: int = knob(128, "MinHash permutations")
-    semantic: bool = knob(False, "also drop English texts whose MiniLM cosine to a kept one reaches semantic_threshold")
+    semantic: bool = knob(
+        False, "also drop English texts whose MiniLM cosine to a kept one reaches semantic_threshold"
+    )
     semantic_threshold: float = knob(0.9, "MiniLM cosine for semantic dedup")
     seeds: bool = knob(True, "near-duplicate dedup of the seed personas (exact dedup always runs)")
     profiles: bool = knob(True, "near-duplicate dedup of profiles (name left out), before the split")
@@ -116,10 +138,18 @@ class CurateConfig:
     max_chars: int = knob(4000, "longest character turn, in characters")
     min_turns: int = knob(1, "fewest character turns per dialogue")
     max_turns: int = knob(64, "most character turns per dialogue")
-    max_garbled: float = knob(0.1, "largest share of a turn that may be control/unassigned characters, U+FFFD or markup tags")
-    max_repeated: float = knob(0.5, "largest share of a turn's word 3-grams that may repeat earlier ones (a looping model)")
-    refusals: bool = knob(True, "drop dialogues where the character refuses like an assistant ('I'm sorry, but I can't')")
-    checks: bool = knob(True, "re-run the generation checks (assistant_speak, wrong_character, wrong_language) on stored turns")
+    max_garbled: float = knob(
+        0.1, "largest share of a turn that may be control/unassigned characters, U+FFFD or markup tags"
+    )
+    max_repeated: float = knob(
+        0.5, "largest share of a turn's word 3-grams that may repeat earlier ones (a looping model)"
+    )
+    refusals: bool = knob(
+        True, "drop dialogues where the character refuses like an assistant ('I'm sorry, but I can't')"
+    )
+    checks: bool = knob(
+        True, "re-run the generation checks (assistant_speak, wrong_character, wrong_language) on stored turns"
+    )
 
 
 @dataclass
@@ -133,7 +163,9 @@ class PublishConfig:
 @dataclass
 class BackendConfig:
     kind: str = knob("vllm", "'vllm' (offline engine in this process) or 'openai' (any OpenAI-compatible server)")
-    model: str = knob("gemma3-270m", "'gemma3-270m' (offline default), 'tiny' (test model), an HF id or a local folder")
+    model: str = knob(
+        "gemma3-270m", "'gemma3-270m' (offline default), 'tiny' (test model), an HF id or a local folder"
+    )
     batch_size: int = knob(4096, "vllm: requests per LLM.chat call")
     max_model_len: int = knob(4096, "vllm: context length")
     kv_cache_gb: float = knob(1.0, "vllm on CPU: KV cache budget in GiB")
@@ -151,9 +183,14 @@ class BackendConfig:
 class RayConfig:
     """Used when executor=ray: generation spread over vLLM replicas (Ray actors); everything else as before."""
 
-    address: str = knob("", "Ray cluster: '' starts a local instance in this process, 'auto' joins the one `ray start` made, or ray://host:10001")
+    address: str = knob(
+        "",
+        "Ray cluster: '' starts a local instance in this process, 'auto' joins the one `ray start` made, or ray://host:10001",
+    )
     replicas: int = knob(2, "model replicas (one vLLM engine each, backend.tensor_parallel_size GPUs each)")
-    gpus_per_replica: float = knob(-1.0, "GPUs per replica: -1 = backend.tensor_parallel_size if the cluster has GPUs, else 0 (CPU)")
+    gpus_per_replica: float = knob(
+        -1.0, "GPUs per replica: -1 = backend.tensor_parallel_size if the cluster has GPUs, else 0 (CPU)"
+    )
     cpus_per_replica: float = knob(1.0, "CPUs Ray reserves per replica")
     num_cpus: int = knob(0, "local instance only: CPUs it may use (0 = all)")
     temp_dir: str = knob("", "local instance only: Ray's session files (default /tmp/ray)")
@@ -166,7 +203,10 @@ class Recipe:
     out: str = knob("runs/demo", "output folder of the run")
     seed: int = knob(0, "root of every random choice (sampling seeds, samples)")
     chunk_size: int = knob(2048, "records per shard; also the unit of resume")
-    executor: str = knob("local", "'local' (one process) or 'ray' (vLLM replicas as Ray actors, see ray.*; shards, cache and resume unchanged)")
+    executor: str = knob(
+        "local",
+        "'local' (one process) or 'ray' (vLLM replicas as Ray actors, see ray.*; shards, cache and resume unchanged)",
+    )
     seeds: SeedsConfig = field(default_factory=SeedsConfig)
     profiles: ProfilesConfig = field(default_factory=ProfilesConfig)
     instructions: InstructionsConfig = field(default_factory=InstructionsConfig)
@@ -251,7 +291,9 @@ def load_recipe(path: str | Path | None, overrides: list[str] = (), base: dict |
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as e:
-            raise DramatisError(f"override '{item}': the value is not valid YAML ({getattr(e, 'problem', e)})") from None
+            raise DramatisError(
+                f"override '{item}': the value is not valid YAML ({getattr(e, 'problem', e)})"
+            ) from None
         _apply(recipe, _nest(key.strip(), value), "override")
     return recipe
 

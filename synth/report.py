@@ -55,14 +55,25 @@ def outcomes(manifest: dict) -> dict:
     dropped = {k.removeprefix("dropped_"): v for k, v in counters.items() if k.startswith("dropped_")}
     known = ("kept", "not_sampled", "kept_output_tokens", *TOKENS, *REQUESTS)
     return {
-        "inputs": inputs, "kept": kept, "not_sampled": not_sampled, "dropped": dropped,
-        "share": {"kept": kept / (inputs or 1), "not_sampled": not_sampled / (inputs or 1),
-                  "dropped": {k: v / (inputs or 1) for k, v in dropped.items()}},
+        "inputs": inputs,
+        "kept": kept,
+        "not_sampled": not_sampled,
+        "dropped": dropped,
+        "share": {
+            "kept": kept / (inputs or 1),
+            "not_sampled": not_sampled / (inputs or 1),
+            "dropped": {k: v / (inputs or 1) for k, v in dropped.items()},
+        },
         # Failed attempts were retried: they cost tokens though the record may still have been kept.
-        "retried": {k.removeprefix("attempt_failed_"): v for k, v in counters.items() if k.startswith("attempt_failed_")},
+        "retried": {
+            k.removeprefix("attempt_failed_"): v for k, v in counters.items() if k.startswith("attempt_failed_")
+        },
         # A stage's own notes (curate's repairs, backend retries), shown as they are so a new counter is not lost.
-        "other": {k: v for k, v in counters.items()
-                  if v and k not in known and not k.startswith(("dropped_", "attempt_failed_", "split_"))},
+        "other": {
+            k: v
+            for k, v in counters.items()
+            if v and k not in known and not k.startswith(("dropped_", "attempt_failed_", "split_"))
+        },
     }
 
 
@@ -78,10 +89,16 @@ def tokens(manifests: dict[str, dict]) -> dict:
     # Output tokens of results taken from the request cache count too: the rows cost them, in an earlier run.
     output = dialogues.get("output_tokens", 0) + dialogues.get("reused_output_tokens", 0)
     has_yield = "kept_output_tokens" in dialogues and output
-    return {"per_stage": per_stage, "total": total,
-            "yield": dialogues["kept_output_tokens"] / output if has_yield else None,
-            "kept_output_tokens": dialogues.get("kept_output_tokens"), "dialogue_output_tokens": output,
-            "prefix_cache_share": total["cached_prompt_tokens"] / total["prompt_tokens"] if total["prompt_tokens"] else None}
+    return {
+        "per_stage": per_stage,
+        "total": total,
+        "yield": dialogues["kept_output_tokens"] / output if has_yield else None,
+        "kept_output_tokens": dialogues.get("kept_output_tokens"),
+        "dialogue_output_tokens": output,
+        "prefix_cache_share": total["cached_prompt_tokens"] / total["prompt_tokens"]
+        if total["prompt_tokens"]
+        else None,
+    }
 
 
 def leakage(info: dict | None) -> dict:
@@ -98,7 +115,9 @@ def final_rows(run: Path, manifests: dict[str, dict]) -> tuple[str, list[Dialogu
     """The rows the run ends with: the dataset's, else the curated ones, else the raw dialogues."""
     if "dataset" in manifests:
         files = [f for split in manifests["dataset"]["splits"].values() for f in split["files"]]
-        return "dataset", [Dialogue.model_validate(r) for f in files for r in read_shard(run / "dataset" / f).to_pylist()]
+        return "dataset", [
+            Dialogue.model_validate(r) for f in files for r in read_shard(run / "dataset" / f).to_pylist()
+        ]
     for stage in ("curate", "dialogues"):
         if stage in manifests:
             return stage, load_records(run / stage, Dialogue)
@@ -108,19 +127,31 @@ def final_rows(run: Path, manifests: dict[str, dict]) -> tuple[str, list[Dialogu
 def balance(rows: list[Dialogue]) -> dict:
     per = Counter(d.character_id for d in rows)
     counts = sorted(per.values()) or [0]
-    return {"characters": len(per), "min": counts[0], "median": statistics.median(counts), "max": counts[-1],
-            "rows": dict(per.most_common()), "split": {d.character_id: d.split for d in rows}}
+    return {
+        "characters": len(per),
+        "min": counts[0],
+        "median": statistics.median(counts),
+        "max": counts[-1],
+        "rows": dict(per.most_common()),
+        "split": {d.character_id: d.split for d in rows},
+    }
 
 
 def split_table(rows: list[Dialogue]) -> dict:
     by_split = defaultdict(list)
     for d in rows:
         by_split[d.split].append(d)
-    return {split: {"rows": len(ds), "characters": len({d.character_id for d in ds}),
-                    "modes": dict(sorted(Counter(d.mode for d in ds).items())),
-                    "turns": dict(sorted(Counter(d.turns for d in ds).items())),
-                    "languages": dict(sorted(Counter(d.language for d in ds).items()))}
-            for split in [*SPLITS, *sorted(set(by_split) - set(SPLITS))] if (ds := by_split.get(split))}
+    return {
+        split: {
+            "rows": len(ds),
+            "characters": len({d.character_id for d in ds}),
+            "modes": dict(sorted(Counter(d.mode for d in ds).items())),
+            "turns": dict(sorted(Counter(d.turns for d in ds).items())),
+            "languages": dict(sorted(Counter(d.language for d in ds).items())),
+        }
+        for split in [*SPLITS, *sorted(set(by_split) - set(SPLITS))]
+        if (ds := by_split.get(split))
+    }
 
 
 def samples(rows: list[Dialogue], per_mode: int = SAMPLES_PER_MODE) -> dict[str, list[dict]]:
@@ -130,16 +161,23 @@ def samples(rows: list[Dialogue], per_mode: int = SAMPLES_PER_MODE) -> dict[str,
     for d in sorted(rows, key=lambda d: d.id):
         if len(picked[d.mode]) < per_mode:
             system = next((m.content.strip() for m in d.messages if m.role == "system"), "")
-            picked[d.mode].append({
-                "id": d.id, "name": d.character_name, "split": d.split, "language": d.language, "turns": d.turns,
-                "system": system.splitlines()[0] if system else "",
-                "messages": [(m.role, _clip(m.content)) for m in d.messages if m.role != "system"]})
+            picked[d.mode].append(
+                {
+                    "id": d.id,
+                    "name": d.character_name,
+                    "split": d.split,
+                    "language": d.language,
+                    "turns": d.turns,
+                    "system": system.splitlines()[0] if system else "",
+                    "messages": [(m.role, _clip(m.content)) for m in d.messages if m.role != "system"],
+                }
+            )
     return dict(sorted(picked.items()))
 
 
 def _clip(text: str, limit: int = TURN_CHARS) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def distributions(run: Path, manifests: dict[str, dict], rows: list[Dialogue]) -> dict:
@@ -149,9 +187,13 @@ def distributions(run: Path, manifests: dict[str, dict], rows: list[Dialogue]) -
     replies = defaultdict(list)
     for d in rows:
         replies[f"{d.mode} {d.language}"] += [len(m.content) for m in d.messages if m.role == "assistant"]
-    return {"persona_chars": [len(p.text) for p in personas], "profile_chars": [len(c.system_prompt) for c in characters],
-            "languages": dict(Counter(c.language for c in characters).most_common()),
-            "turns": dict(sorted(Counter(d.turns for d in rows).items())), "reply_chars": dict(sorted(replies.items()))}
+    return {
+        "persona_chars": [len(p.text) for p in personas],
+        "profile_chars": [len(c.system_prompt) for c in characters],
+        "languages": dict(Counter(c.language for c in characters).most_common()),
+        "turns": dict(sorted(Counter(d.turns for d in rows).items())),
+        "reply_chars": dict(sorted(replies.items())),
+    }
 
 
 def gather(run: Path) -> dict:
@@ -161,13 +203,20 @@ def gather(run: Path) -> dict:
     recipe = next(iter(manifests.values())).get("recipe", {})
     split_counters = manifests.get("split", {}).get("counters", {})
     return {
-        "run": str(run), "recipe": recipe.get("name", ""), "model": recipe.get("backend", {}).get("model", ""),
-        "stages": list(manifests), "unfinished": [s for s in STAGES if s not in manifests and (run / s / "manifest.json").exists()],
+        "run": str(run),
+        "recipe": recipe.get("name", ""),
+        "model": recipe.get("backend", {}).get("model", ""),
+        "stages": list(manifests),
+        "unfinished": [s for s in STAGES if s not in manifests and (run / s / "manifest.json").exists()],
         "outcomes": {s: outcomes(m) for s, m in manifests.items() if s != "dataset"},
         "characters_by_split": {s: split_counters[f"split_{s}"] for s in SPLITS if f"split_{s}" in split_counters},
-        "tokens": tokens(manifests), "leakage": leakage(manifests.get("dataset")),
-        "final": {"source": source, "rows": len(rows)}, "balance": balance(rows), "splits": split_table(rows),
-        "dists": distributions(run, manifests, rows), "samples": samples(rows),
+        "tokens": tokens(manifests),
+        "leakage": leakage(manifests.get("dataset")),
+        "final": {"source": source, "rows": len(rows)},
+        "balance": balance(rows),
+        "splits": split_table(rows),
+        "dists": distributions(run, manifests, rows),
+        "samples": samples(rows),
     }
 
 
@@ -204,10 +253,15 @@ def _replies(groups: dict[str, list[int]]):
 
 
 def _balance(b: dict):
-    fig, ax = _axes(f"Rows per character (min {b['min']}, median {b['median']:g}, max {b['max']})",
-                    "characters, most rows first", "rows")
+    fig, ax = _axes(
+        f"Rows per character (min {b['min']}, median {b['median']:g}, max {b['max']})",
+        "characters, most rows first",
+        "rows",
+    )
     ids = list(b["rows"])
-    ax.bar(range(len(ids)), [b["rows"][i] for i in ids], color=[SPLIT_COLORS.get(b["split"][i], "tab:gray") for i in ids])
+    ax.bar(
+        range(len(ids)), [b["rows"][i] for i in ids], color=[SPLIT_COLORS.get(b["split"][i], "tab:gray") for i in ids]
+    )
     ax.set_xticks([])
     ax.legend(handles=[Patch(color=c, label=s) for s, c in SPLIT_COLORS.items() if s in b["split"].values()])
     return fig
@@ -215,21 +269,30 @@ def _balance(b: dict):
 
 def _outcomes(per_stage: dict[str, dict]):
     # Shares, not counts: 500 prompts and 10 characters would not fit one count axis.
-    fig, ax = _axes("What became of each stage's inputs", "share of the stage's inputs (%)", "",
-                    size=(7.5, 0.6 * len(per_stage) + 2), count_axis="x")
+    fig, ax = _axes(
+        "What became of each stage's inputs",
+        "share of the stage's inputs (%)",
+        "",
+        size=(7.5, 0.6 * len(per_stage) + 2),
+        count_axis="x",
+    )
     reasons = sorted({r for o in per_stage.values() for r in o["dropped"]})
     parts = [("kept", "tab:green", lambda o: o["kept"]), ("not sampled", "lightgray", lambda o: o["not_sampled"])]
-    parts += [(f"dropped: {r}", DROP_COLORS[i % len(DROP_COLORS)], lambda o, r=r: o["dropped"].get(r, 0))
-              for i, r in enumerate(reasons)]
+    parts += [
+        (f"dropped: {r}", DROP_COLORS[i % len(DROP_COLORS)], lambda o, r=r: o["dropped"].get(r, 0))
+        for i, r in enumerate(reasons)
+    ]
     stages = list(per_stage)[::-1]  # the first stage on top
     left = [0.0] * len(stages)
     for label, color, count in parts:
         n = [count(per_stage[s]) for s in stages]
         if any(n):
-            pct = [100 * x / (per_stage[s]["inputs"] or 1) for x, s in zip(n, stages)]
+            pct = [100 * x / (per_stage[s]["inputs"] or 1) for x, s in zip(n, stages, strict=False)]
             bars = ax.barh(stages, pct, left=left, color=color, label=label)
-            ax.bar_label(bars, labels=[f"{x:,}" if p >= 6 else "" for x, p in zip(n, pct)], label_type="center", fontsize=8)
-            left = [a + b for a, b in zip(left, pct)]
+            ax.bar_label(
+                bars, labels=[f"{x:,}" if p >= 6 else "" for x, p in zip(n, pct, strict=False)], label_type="center", fontsize=8
+            )
+            left = [a + b for a, b in zip(left, pct, strict=False)]
     ax.set_xlim(0, 100)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     return fig
@@ -238,11 +301,19 @@ def _outcomes(per_stage: dict[str, dict]):
 def _tokens(per_stage: dict[str, dict]):
     fig, ax = _axes("Tokens spent per stage", "stage", "tokens")
     stages, width = list(per_stage), 0.19
-    kinds = [("prompt_tokens", "prompt"), ("cached_prompt_tokens", "prompt from prefix cache"), ("output_tokens", "output"),
-             ("reused", "reused from the request cache")]
+    kinds = [
+        ("prompt_tokens", "prompt"),
+        ("cached_prompt_tokens", "prompt from prefix cache"),
+        ("output_tokens", "output"),
+        ("reused", "reused from the request cache"),
+    ]
     for i, (key, label) in enumerate(kinds):
-        values = [per_stage[s]["reused_prompt_tokens"] + per_stage[s]["reused_output_tokens"] if key == "reused" else per_stage[s][key]
-                  for s in stages]
+        values = [
+            per_stage[s]["reused_prompt_tokens"] + per_stage[s]["reused_output_tokens"]
+            if key == "reused"
+            else per_stage[s][key]
+            for s in stages
+        ]
         bars = ax.bar([x + (i - 1.5) * width for x in range(len(stages))], values, width, label=label)
         ax.bar_label(bars, fmt="{:,.0f}", fontsize=7)
     ax.set_xticks(range(len(stages)), stages)
@@ -258,15 +329,36 @@ def draw_plots(n: dict, folder: Path) -> list[tuple[str, str]]:
     plots = [
         ("outcomes.png", "Kept vs dropped by reason, per stage", n["outcomes"], lambda: _outcomes(n["outcomes"])),
         ("tokens.png", "Tokens spent per stage", n["tokens"]["per_stage"], lambda: _tokens(n["tokens"]["per_stage"])),
-        ("turns.png", "Turns per dialogue", d["turns"],
-         lambda: _bars("Assistant turns per dialogue (final rows)", "turns", "dialogues", d["turns"])),
-        ("persona_length.png", "Seed persona length", d["persona_chars"],
-         lambda: _hist("Seed persona length (kept seeds)", "characters", "personas", d["persona_chars"])),
-        ("profile_length.png", "Profile length", d["profile_chars"],
-         lambda: _hist("Character profile length (system prompt)", "characters", "profiles", d["profile_chars"])),
-        ("response_length.png", "Reply length by mode and language", d["reply_chars"], lambda: _replies(d["reply_chars"])),
-        ("languages.png", "Characters per language", d["languages"],
-         lambda: _bars("Characters per language", "language", "characters", d["languages"])),
+        (
+            "turns.png",
+            "Turns per dialogue",
+            d["turns"],
+            lambda: _bars("Assistant turns per dialogue (final rows)", "turns", "dialogues", d["turns"]),
+        ),
+        (
+            "persona_length.png",
+            "Seed persona length",
+            d["persona_chars"],
+            lambda: _hist("Seed persona length (kept seeds)", "characters", "personas", d["persona_chars"]),
+        ),
+        (
+            "profile_length.png",
+            "Profile length",
+            d["profile_chars"],
+            lambda: _hist("Character profile length (system prompt)", "characters", "profiles", d["profile_chars"]),
+        ),
+        (
+            "response_length.png",
+            "Reply length by mode and language",
+            d["reply_chars"],
+            lambda: _replies(d["reply_chars"]),
+        ),
+        (
+            "languages.png",
+            "Characters per language",
+            d["languages"],
+            lambda: _bars("Characters per language", "language", "characters", d["languages"]),
+        ),
         ("balance.png", "Rows per character", n["balance"]["rows"], lambda: _balance(n["balance"])),
     ]
     for name, caption, data, draw in plots:
@@ -287,35 +379,57 @@ def headline(n: dict) -> list[str]:
     for stage in ("seeds", "prompts"):
         if stage in o:
             s = o[stage]
-            lines.append(f"- **{stage.capitalize()}**: {s['inputs']:,} read → {s['kept']:,} kept "
-                         f"({s['not_sampled']:,} not sampled, {sum(s['dropped'].values()):,} dropped)")
+            lines.append(
+                f"- **{stage.capitalize()}**: {s['inputs']:,} read → {s['kept']:,} kept "
+                f"({s['not_sampled']:,} not sampled, {sum(s['dropped'].values()):,} dropped)"
+            )
     if "profiles" in o:
         p = o["profiles"]
-        lines.append(f"- **Profiles**: {p['inputs']:,} personas → {p['kept']:,} characters ({_pct(p['share']['kept'])} kept)")
+        lines.append(
+            f"- **Profiles**: {p['inputs']:,} personas → {p['kept']:,} characters ({_pct(p['share']['kept'])} kept)"
+        )
     if n["characters_by_split"]:
-        lines.append("- **Characters by split**: " + " · ".join(f"{k} {v:,}" for k, v in n["characters_by_split"].items()))
+        lines.append(
+            "- **Characters by split**: " + " · ".join(f"{k} {v:,}" for k, v in n["characters_by_split"].items())
+        )
     if "dialogues" in o:
         g = o["dialogues"]
-        lines.append(f"- **Dialogues**: {g['inputs']:,} planned → {g['kept']:,} generated and kept ({_pct(g['share']['kept'])})")
+        lines.append(
+            f"- **Dialogues**: {g['inputs']:,} planned → {g['kept']:,} generated and kept ({_pct(g['share']['kept'])})"
+        )
         if "curate" in o:
             c = o["curate"]
-            lines.append(f"- **Kept after curation**: {c['kept']:,} of {c['inputs']:,} ({_pct(c['share']['kept'])}); "
-                         f"{_pct(c['kept'] / (g['inputs'] or 1))} of the planned dialogues")
+            lines.append(
+                f"- **Kept after curation**: {c['kept']:,} of {c['inputs']:,} ({_pct(c['share']['kept'])}); "
+                f"{_pct(c['kept'] / (g['inputs'] or 1))} of the planned dialogues"
+            )
     per_split = " (" + " · ".join(f"{k} {v['rows']:,}" for k, v in n["splits"].items()) + ")" if n["splits"] else ""
     lines.append(f"- **Final rows** ({n['final']['source'] or 'none'}): {n['final']['rows']:,}{per_split}")
     if t["per_stage"]:
-        reused = (f" ({total['requests_cached']:,} more answered from the request cache: {total['reused_prompt_tokens']:,} prompt + "
-                  f"{total['reused_output_tokens']:,} output tokens spent by an earlier run)" if total["requests_cached"] else "")
-        lines.append(f"- **Tokens spent**: {total['prompt_tokens']:,} prompt + {total['output_tokens']:,} output in "
-                     f"{total['requests_generated']:,} requests{reused}")
+        reused = (
+            f" ({total['requests_cached']:,} more answered from the request cache: {total['reused_prompt_tokens']:,} prompt + "
+            f"{total['reused_output_tokens']:,} output tokens spent by an earlier run)"
+            if total["requests_cached"]
+            else ""
+        )
+        lines.append(
+            f"- **Tokens spent**: {total['prompt_tokens']:,} prompt + {total['output_tokens']:,} output in "
+            f"{total['requests_generated']:,} requests{reused}"
+        )
         if total["prompt_tokens"]:
-            lines.append(f"- **Prefix-cache share**: {_pct(t['prefix_cache_share'])} of prompt tokens "
-                         f"({total['cached_prompt_tokens']:,} of {total['prompt_tokens']:,})")
+            lines.append(
+                f"- **Prefix-cache share**: {_pct(t['prefix_cache_share'])} of prompt tokens "
+                f"({total['cached_prompt_tokens']:,} of {total['prompt_tokens']:,})"
+            )
     if t["yield"] is not None:
-        lines.append(f"- **Token yield**: {_pct(t['yield'])} of dialogue output tokens ended in kept rows "
-                     f"({t['kept_output_tokens']:,} of {t['dialogue_output_tokens']:,})")
-    lines.append(f"- **Balance**: {b['characters']:,} characters with rows; rows per character min {b['min']}, "
-                 f"median {b['median']:g}, max {b['max']}")
+        lines.append(
+            f"- **Token yield**: {_pct(t['yield'])} of dialogue output tokens ended in kept rows "
+            f"({t['kept_output_tokens']:,} of {t['dialogue_output_tokens']:,})"
+        )
+    lines.append(
+        f"- **Balance**: {b['characters']:,} characters with rows; rows per character min {b['min']}, "
+        f"median {b['median']:g}, max {b['max']}"
+    )
     return lines + [leakage_line(n["leakage"], o.get("split"))]
 
 
@@ -325,22 +439,31 @@ def leakage_line(check: dict, split: dict | None = None) -> str:
     caught = f"; the split stage dropped {leaks:,} such character(s) earlier" if split else ""
     if check["status"] == "NOT CHECKED":
         return f"- **Leakage**: NOT CHECKED (no dataset stage yet){caught}"
-    return (f"- **Leakage**: {check['status']} — {check.get('overlap')} held-out characters in training splits, "
-            f"{check.get('near_duplicates')} near-duplicates of held-out or eval characters "
-            f"({check.get('training_characters')} training vs {check.get('heldout_characters')} held-out characters, "
-            f"{check.get('eval_personas')} eval personas, threshold {check.get('threshold')}){caught}")
+    return (
+        f"- **Leakage**: {check['status']} — {check.get('overlap')} held-out characters in training splits, "
+        f"{check.get('near_duplicates')} near-duplicates of held-out or eval characters "
+        f"({check.get('training_characters')} training vs {check.get('heldout_characters')} held-out characters, "
+        f"{check.get('eval_personas')} eval personas, threshold {check.get('threshold')}){caught}"
+    )
 
 
 def _stage_table(stage: str, o: dict) -> list[str]:
     rows = [("kept", o["kept"], o["share"]["kept"])]
     if o["not_sampled"]:
         rows.append(("not sampled", o["not_sampled"], o["share"]["not_sampled"]))
-    rows += [(f"dropped: {r}", v, o["share"]["dropped"][r]) for r, v in sorted(o["dropped"].items(), key=lambda kv: -kv[1])]
+    rows += [
+        (f"dropped: {r}", v, o["share"]["dropped"][r]) for r, v in sorted(o["dropped"].items(), key=lambda kv: -kv[1])
+    ]
     lines = [f"### {stage}", "", "| outcome | rows | share of inputs |", "| --- | ---: | ---: |"]
-    lines += [f"| {label} | {v:,} | {_pct(share)} |" for label, v, share in rows] + [f"| **inputs** | **{o['inputs']:,}** | |"]
+    lines += [f"| {label} | {v:,} | {_pct(share)} |" for label, v, share in rows] + [
+        f"| **inputs** | **{o['inputs']:,}** | |"
+    ]
     for label, counts in (("Failed attempts, retried", o["retried"]), ("Also counted", o["other"])):
         if counts:
-            lines += ["", f"{label}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))]
+            lines += [
+                "",
+                f"{label}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])),
+            ]
     return lines + [""]
 
 
@@ -362,18 +485,29 @@ def render_markdown(n: dict, plots: list[tuple[str, str]]) -> str:
     for stage, o in n["outcomes"].items():
         lines += _stage_table(stage, o)
     if n["tokens"]["per_stage"]:
-        lines += ["## Tokens", "", "Prompt and output tokens generated by this run; requests answered from the request cache "
-                  "were paid for by an earlier run (their tokens in the last two columns).", "",
-                  "| stage | requests generated | prompt | from prefix cache | output | requests from cache | their prompt | their output |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "## Tokens",
+            "",
+            "Prompt and output tokens generated by this run; requests answered from the request cache "
+            "were paid for by an earlier run (their tokens in the last two columns).",
+            "",
+            "| stage | requests generated | prompt | from prefix cache | output | requests from cache | their prompt | their output |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for stage, s in [*n["tokens"]["per_stage"].items(), ("**total**", n["tokens"]["total"])]:
-            lines.append(f"| {stage} | {s['requests_generated']:,} | {s['prompt_tokens']:,} | {s['cached_prompt_tokens']:,} | "
-                         f"{s['output_tokens']:,} | {s['requests_cached']:,} | {s['reused_prompt_tokens']:,} | {s['reused_output_tokens']:,} |")
+            lines.append(
+                f"| {stage} | {s['requests_generated']:,} | {s['prompt_tokens']:,} | {s['cached_prompt_tokens']:,} | "
+                f"{s['output_tokens']:,} | {s['requests_cached']:,} | {s['reused_prompt_tokens']:,} | {s['reused_output_tokens']:,} |"
+            )
         lines.append("")
     lines += ["## Plots", ""] + [f"![{caption}]({name})\n" for name, caption in plots]
     if n["splits"]:
-        lines += [f"## Splits ({n['final']['source']})", "", "| split | rows | characters | modes | turns | languages |",
-                  "| --- | ---: | ---: | --- | --- | --- |"]
+        lines += [
+            f"## Splits ({n['final']['source']})",
+            "",
+            "| split | rows | characters | modes | turns | languages |",
+            "| --- | ---: | ---: | --- | --- | --- |",
+        ]
         for split, v in n["splits"].items():
             counts = [", ".join(f"{k}: {x}" for k, x in v[col].items()) for col in ("modes", "turns", "languages")]
             lines.append(f"| {split} | {v['rows']:,} | {v['characters']:,} | {' | '.join(counts)} |")

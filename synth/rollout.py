@@ -47,8 +47,15 @@ class Conversation:
     translated: set[int] = field(default_factory=set)
     attempt: int = 0
     reject: Reject | None = None
-    counts: dict = field(default_factory=lambda: {"requests": 0, "prompt_tokens": 0, "output_tokens": 0, "accepted_tokens": 0,
-                                                          "first_seed": -1})
+    counts: dict = field(
+        default_factory=lambda: {
+            "requests": 0,
+            "prompt_tokens": 0,
+            "output_tokens": 0,
+            "accepted_tokens": 0,
+            "first_seed": -1,
+        }
+    )
 
     def __post_init__(self):
         self.script = list(self.prompt.turns)
@@ -80,13 +87,27 @@ class Conversation:
             messages = user_messages(self.character, self.turns, user=self.user, cues=t.action_cues)
         else:
             kind, cap = "reply", s.max_reply_chars
-            messages = reply_messages(self.character, self.turns, mode=self.mode(), reference=self.reference(),
-                                      user=self.user, cues=t.action_cues)
+            messages = reply_messages(
+                self.character,
+                self.turns,
+                mode=self.mode(),
+                reference=self.reference(),
+                user=self.user,
+                cues=t.action_cues,
+            )
         seed = derive_seed(self.recipe_seed, t.id, f"{len(self.turns)}:{kind}:{self.attempt}")
         if self.counts["first_seed"] < 0:
             self.counts["first_seed"] = seed
-        return ChatRequest(messages=messages, seed=seed, max_tokens=s.max_tokens, temperature=s.temperature,
-                           top_p=s.top_p, top_k=s.top_k, repetition_penalty=s.repetition_penalty, json_schema=text_schema(cap))
+        return ChatRequest(
+            messages=messages,
+            seed=seed,
+            max_tokens=s.max_tokens,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            top_k=s.top_k,
+            repetition_penalty=s.repetition_penalty,
+            json_schema=text_schema(cap),
+        )
 
     def mode(self) -> str:
         return "R" if self.task.mode == "R" and self.reference() else "G"
@@ -106,21 +127,35 @@ class Conversation:
             text = _parse(result)
             if speaker == "assistant":
                 names = self.other_names
-                text = check_turn(text, result.finish_reason, self.language, own_name=self.character.name, other_names=names)
+                text = check_turn(
+                    text, result.finish_reason, self.language, own_name=self.character.name, other_names=names
+                )
                 if self.mode() == "R":
                     kept_facts(self.reference(), text)
             else:
                 text = check_turn(text, result.finish_reason, self.language, own_name="", other_names={})
-            earlier = {} if scripted is not None else {
-                "the user's message": self.turns[-1]["content"] if speaker == "assistant" else "",
-                "an earlier turn": "\n".join(m["content"] for m in self.turns)}
+            earlier = (
+                {}
+                if scripted is not None
+                else {
+                    "the user's message": self.turns[-1]["content"] if speaker == "assistant" else "",
+                    "an earlier turn": "\n".join(m["content"] for m in self.turns),
+                }
+            )
             echo(text, {**earlier, "a few-shot example": EXAMPLE_TEXTS})
         except Rejected as e:
             counters[f"attempt_failed_{e.reason}"] += 1
             self.attempt += 1
             if self.attempt >= self.sampling.max_attempts:
-                self.reject = Reject(id=self.task.id, stage="dialogues", reason=e.reason, detail=f"turn {len(self.turns) + 1}: {e.detail}",
-                                     record=self.task.model_dump_json(), output=result.text, attempts=self.attempt)
+                self.reject = Reject(
+                    id=self.task.id,
+                    stage="dialogues",
+                    reason=e.reason,
+                    detail=f"turn {len(self.turns) + 1}: {e.detail}",
+                    record=self.task.model_dump_json(),
+                    output=result.text,
+                    attempts=self.attempt,
+                )
             return
         self.attempt = 0
         self.counts["accepted_tokens"] += result.output_tokens
@@ -134,18 +169,33 @@ class Conversation:
         """The training row's system message and its template name: the profile, plus the user's role if any."""
         if self.user is None:
             return self.character.system_prompt, self.character.system_template
-        return (self.character.system_prompt + "\n\n" + render_user_persona(self.character, self.user),
-                self.character.system_template + "+user@1")
+        return (
+            self.character.system_prompt + "\n\n" + render_user_persona(self.character, self.user),
+            self.character.system_template + "+user@1",
+        )
 
     def dialogue(self) -> Dialogue:
         system, template = self.system_message()
         c, t, p = self.character, self.task, self.prompt
         return Dialogue(
-            id=t.id, messages=[Message(role="system", content=system)] + [Message(**m) for m in self.turns],
-            character_id=c.id, character_name=c.name, user_character_id=t.user_character_id, mode=t.mode, split=t.split,
-            prompt_id=p.id, prompt_source=p.source, prompt_source_id=p.source_id, turns=t.user_turns, language=self.language,
-            system_template=template, model=self.model, seed=self.counts["first_seed"], requests=self.counts["requests"],
-            prompt_tokens=self.counts["prompt_tokens"], output_tokens=self.counts["output_tokens"],
+            id=t.id,
+            messages=[Message(role="system", content=system)] + [Message(**m) for m in self.turns],
+            character_id=c.id,
+            character_name=c.name,
+            user_character_id=t.user_character_id,
+            mode=t.mode,
+            split=t.split,
+            prompt_id=p.id,
+            prompt_source=p.source,
+            prompt_source_id=p.source_id,
+            turns=t.user_turns,
+            language=self.language,
+            system_template=template,
+            model=self.model,
+            seed=self.counts["first_seed"],
+            requests=self.counts["requests"],
+            prompt_tokens=self.counts["prompt_tokens"],
+            output_tokens=self.counts["output_tokens"],
         )
 
 
@@ -156,7 +206,9 @@ def _parse(result: ChatResult) -> str:
     return data["text"]
 
 
-def rollout(conversations: list[Conversation], send: Callable[[list[ChatRequest]], list[ChatResult]], counters) -> None:
+def rollout(
+    conversations: list[Conversation], send: Callable[[list[ChatRequest]], list[ChatResult]], counters
+) -> None:
     """Step every conversation to its end, one backend batch per step across all of them."""
     live = list(conversations)
     while live:
@@ -166,6 +218,6 @@ def rollout(conversations: list[Conversation], send: Callable[[list[ChatRequest]
         if not live:
             break
         results = send([c.request() for c in live])
-        for c, result in zip(live, results):
+        for c, result in zip(live, results, strict=False):
             c.accept(result, counters)
         live = [c for c in live if not c.done()]

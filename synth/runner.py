@@ -78,7 +78,9 @@ def read_manifest(folder: Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DramatisError(f"{path}: not a readable manifest ({e}); delete {folder} to redo the stage") from None
     if not isinstance(manifest, dict):
-        raise DramatisError(f"{path}: not a readable manifest (a {type(manifest).__name__}); delete {folder} to redo the stage")
+        raise DramatisError(
+            f"{path}: not a readable manifest (a {type(manifest).__name__}); delete {folder} to redo the stage"
+        )
     return manifest
 
 
@@ -94,7 +96,9 @@ def _finished(manifest: dict, folder: Path) -> dict[int, dict]:
     since is redone, and said so: a relaunch must not silently drop or rewrite rows the manifest listed."""
     done = {}
     for chunk in manifest.get("chunks", []):
-        files = [(chunk["file"], chunk["sha256"])] + ([(chunk["rejects_file"], chunk["rejects_sha256"])] if chunk["rejects_file"] else [])
+        files = [(chunk["file"], chunk["sha256"])] + (
+            [(chunk["rejects_file"], chunk["rejects_sha256"])] if chunk["rejects_file"] else []
+        )
         damage = [d for d in (_damaged(folder, name, sha) for name, sha in files) if d]
         if damage:
             print(f"warning: {'; '.join(damage)}; chunk {chunk['index']} is redone", file=sys.stderr, flush=True)
@@ -122,10 +126,17 @@ def run_stage(stage: Stage, inputs: Sequence[BaseModel], folder: Path, recipe: d
         )
     done = _finished(manifest, folder)
     manifest = {
-        "stage": stage.name, "record_type": stage.out_type.__name__, "fingerprint": key,
-        "chunk_size": stage.chunk_size, "inputs": len(inputs), "settings": stage.settings,
-        "recipe": recipe, "versions": versions(), "complete": False,
-        "chunks": [done[i] for i in sorted(done)], "counters": {},
+        "stage": stage.name,
+        "record_type": stage.out_type.__name__,
+        "fingerprint": key,
+        "chunk_size": stage.chunk_size,
+        "inputs": len(inputs),
+        "settings": stage.settings,
+        "recipe": recipe,
+        "versions": versions(),
+        "complete": False,
+        "chunks": [done[i] for i in sorted(done)],
+        "counters": {},
     }
     schema, reject_schema = arrow_schema(stage.out_type), arrow_schema(Reject)
     starts = range(0, len(inputs), stage.chunk_size)
@@ -133,11 +144,13 @@ def run_stage(stage: Stage, inputs: Sequence[BaseModel], folder: Path, recipe: d
     for chunk in manifest["chunks"]:
         totals.update(chunk["counters"])
     # `with`: a chunk that fails closes the bar first, so the error the CLI prints gets a line of its own.
-    with tqdm(total=len(inputs), initial=sum(c["inputs"] for c in manifest["chunks"]), desc=stage.name, unit="rec") as bar:
+    with tqdm(
+        total=len(inputs), initial=sum(c["inputs"] for c in manifest["chunks"]), desc=stage.name, unit="rec"
+    ) as bar:
         for index, start in enumerate(starts):
             if index in done:
                 continue
-            chunk_inputs, began = list(inputs[start:start + stage.chunk_size]), time.perf_counter()
+            chunk_inputs, began = list(inputs[start : start + stage.chunk_size]), time.perf_counter()
             counters = Counter()
             kept, rejects = [], []
             for out in stage.process(chunk_inputs, counters):
@@ -145,9 +158,17 @@ def run_stage(stage: Stage, inputs: Sequence[BaseModel], folder: Path, recipe: d
             counters["kept"] = len(kept)
             counters.update(f"dropped_{r.reason}" for r in rejects)
             name = f"data-{index:05d}.arrow"
-            entry = {"index": index, "inputs": len(chunk_inputs), "file": name, "rows": len(kept),
-                     "sha256": write_shard(folder / name, kept, schema),
-                     "rejects_file": "", "rejects": len(rejects), "rejects_sha256": "", "counters": dict(counters)}
+            entry = {
+                "index": index,
+                "inputs": len(chunk_inputs),
+                "file": name,
+                "rows": len(kept),
+                "sha256": write_shard(folder / name, kept, schema),
+                "rejects_file": "",
+                "rejects": len(rejects),
+                "rejects_sha256": "",
+                "counters": dict(counters),
+            }
             if rejects:
                 entry["rejects_file"] = f"rejects-{index:05d}.arrow"
                 entry["rejects_sha256"] = write_shard(folder / entry["rejects_file"], rejects, reject_schema)
@@ -157,8 +178,11 @@ def run_stage(stage: Stage, inputs: Sequence[BaseModel], folder: Path, recipe: d
             manifest["counters"] = dict(sorted(totals.items()))
             write_atomic(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
             bar.update(len(chunk_inputs))
-            bar.set_postfix(kept=totals["kept"], dropped=sum(v for k, v in totals.items() if k.startswith("dropped_")),
-                            out_tok_s=round(counters["output_tokens"] / max(time.perf_counter() - began, 1e-9)))
+            bar.set_postfix(
+                kept=totals["kept"],
+                dropped=sum(v for k, v in totals.items() if k.startswith("dropped_")),
+                out_tok_s=round(counters["output_tokens"] / max(time.perf_counter() - began, 1e-9)),
+            )
     manifest["counters"] = dict(sorted(totals.items()))
     manifest["complete"] = True
     write_atomic(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False).encode())

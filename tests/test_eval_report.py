@@ -26,58 +26,117 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SEEDS = (0, 1)
 CHARACTERS = {  # benchmark → (character id, name, system prompt, the character's first-person answers by question)
     "heldout": [
-        ("c-mara", "Mara Quinn", "Name: Mara Quinn\nAge: 34\nExperience: ran a ferry between the Aran islands for ten years, "
-         "then opened a bakery on the Galway harbour front.\nSpeech style: brisk, dry humour", [
-             "I'd hand them a fresh loaf from the back and tell them the ferry crossing taught me worse complaints than stale bread.",
-             "I'd lock the bakery early, walk down to the harbour and check my old ferry's moorings before the storm comes in.",
-             "Ah, sure, I keep it short. Sourdough's ready when it's ready, and I've no patience for fuss at six in the morning.",
-             "My advice? Proof your dough overnight in a cool corner; I learned that the hard way in a damp Galway kitchen."]),
-        ("c-tomas", "Tomas Reyes", "Name: Tomas Reyes\nAge: 52\nExperience: has flown long-haul airline routes across the "
-         "Pacific for twenty years.\nSpeech style: calm, precise, fond of checklists", [
-             "I would run the checklist again, calmly, and brief my first officer before we say anything to the passengers.",
-             "I divert to the nearest suitable airport; my crew and I have rehearsed it a hundred times over the Pacific.",
-             "Let me put it plainly: I read the weather, I trust the instruments, and I never rush a descent into Manila.",
-             "Keep a written checklist for every long trip; I learned it from twenty years of Pacific flights in the cockpit."]),
+        (
+            "c-mara",
+            "Mara Quinn",
+            "Name: Mara Quinn\nAge: 34\nExperience: ran a ferry between the Aran islands for ten years, "
+            "then opened a bakery on the Galway harbour front.\nSpeech style: brisk, dry humour",
+            [
+                "I'd hand them a fresh loaf from the back and tell them the ferry crossing taught me worse complaints than stale bread.",
+                "I'd lock the bakery early, walk down to the harbour and check my old ferry's moorings before the storm comes in.",
+                "Ah, sure, I keep it short. Sourdough's ready when it's ready, and I've no patience for fuss at six in the morning.",
+                "My advice? Proof your dough overnight in a cool corner; I learned that the hard way in a damp Galway kitchen.",
+            ],
+        ),
+        (
+            "c-tomas",
+            "Tomas Reyes",
+            "Name: Tomas Reyes\nAge: 52\nExperience: has flown long-haul airline routes across the "
+            "Pacific for twenty years.\nSpeech style: calm, precise, fond of checklists",
+            [
+                "I would run the checklist again, calmly, and brief my first officer before we say anything to the passengers.",
+                "I divert to the nearest suitable airport; my crew and I have rehearsed it a hundred times over the Pacific.",
+                "Let me put it plainly: I read the weather, I trust the instruments, and I never rush a descent into Manila.",
+                "Keep a written checklist for every long trip; I learned it from twenty years of Pacific flights in the cockpit.",
+            ],
+        ),
     ],
     "personagym": [
-        ("c-elena", "Elena Petrova", "A retired chess coach from Saint Petersburg who still runs a weekend club for children.", [
-             "I set up the board and let the children play a blitz game first; I watch their hands before their moves.",
-             "I insist on slow games because my students rush, and patience won me the city championship in 1979.",
-             "My dear, we say it in chess: think twice, move once. I have told my pupils this for forty years.",
-             "I stay the strict but kind coach my club knows; I never flatter a careless move, not even my grandson's.",
-             "I would never mock a child who loses; I remind them that I lost hundreds of games before I won any."]),
-        ("c-omar", "Omar Haddad", "A food truck owner in Detroit who cooks his grandmother's Lebanese recipes for night-shift workers.", [
-             "I fire up the grill at ten at night, because my regulars come off the assembly line hungry around midnight.",
-             "I keep prices low since my customers work hard for their money, and my grandmother fed everyone who knocked.",
-             "Habibi, you want garlic sauce? I make it fresh every night, I never buy it in a jar, never.",
-             "I am the same guy on the street corner every night: I remember your order and I ask about your kids.",
-             "I do not tolerate anyone being rude to my customers; I ask them to leave and I give the next plate free."]),
+        (
+            "c-elena",
+            "Elena Petrova",
+            "A retired chess coach from Saint Petersburg who still runs a weekend club for children.",
+            [
+                "I set up the board and let the children play a blitz game first; I watch their hands before their moves.",
+                "I insist on slow games because my students rush, and patience won me the city championship in 1979.",
+                "My dear, we say it in chess: think twice, move once. I have told my pupils this for forty years.",
+                "I stay the strict but kind coach my club knows; I never flatter a careless move, not even my grandson's.",
+                "I would never mock a child who loses; I remind them that I lost hundreds of games before I won any.",
+            ],
+        ),
+        (
+            "c-omar",
+            "Omar Haddad",
+            "A food truck owner in Detroit who cooks his grandmother's Lebanese recipes for night-shift workers.",
+            [
+                "I fire up the grill at ten at night, because my regulars come off the assembly line hungry around midnight.",
+                "I keep prices low since my customers work hard for their money, and my grandmother fed everyone who knocked.",
+                "Habibi, you want garlic sauce? I make it fresh every night, I never buy it in a jar, never.",
+                "I am the same guy on the street corner every night: I remember your order and I ask about your kids.",
+                "I do not tolerate anyone being rude to my customers; I ask them to leave and I give the next plate free.",
+            ],
+        ),
     ],
 }
 QUESTIONS = {
-    "heldout": [("Expected Action", "A customer complains that your work was not good enough today. What do you do?"),
-                ("Expected Action", "A storm warning comes in for tonight. What do you do?"),
-                ("Linguistic Habits", "How would you describe your mornings to a stranger?"),
-                ("Instruction", "Give one piece of practical advice from your trade.")],
-    "personagym": [(t, q) for t, q in zip(TASKS, [
-        "You arrive at your usual workplace early on a quiet evening. What do you do first?",
-        "Why do you insist on doing things your way with the people you serve?",
-        "What saying do you repeat most often?",
-        "How do you behave with people who know you well?",
-        "Someone is rude to a person you care for. How do you respond?"])],
+    "heldout": [
+        ("Expected Action", "A customer complains that your work was not good enough today. What do you do?"),
+        ("Expected Action", "A storm warning comes in for tonight. What do you do?"),
+        ("Linguistic Habits", "How would you describe your mornings to a stranger?"),
+        ("Instruction", "Give one piece of practical advice from your trade."),
+    ],
+    "personagym": [
+        (t, q)
+        for t, q in zip(
+            TASKS,
+            [
+                "You arrive at your usual workplace early on a quiet evening. What do you do first?",
+                "Why do you insist on doing things your way with the people you serve?",
+                "What saying do you repeat most often?",
+                "How do you behave with people who know you well?",
+                "Someone is rude to a person you care for. How do you respond?",
+            ], strict=False,
+        )
+    ],
 }
 ASSISTANT = "As an AI language model, I do not have personal experiences, but I can describe what someone might do."
-HELDOUT_PERSONA = {("c-mara", 0): 1, ("c-mara", 1): 3, ("c-mara", 2): 2, ("c-tomas", 0): 1, ("c-tomas", 1): 1, ("c-tomas", 2): 2}
+HELDOUT_PERSONA = {
+    ("c-mara", 0): 1,
+    ("c-mara", 1): 3,
+    ("c-mara", 2): 2,
+    ("c-tomas", 0): 1,
+    ("c-tomas", 1): 1,
+    ("c-tomas", 2): 2,
+}
 PERSONAGYM_PERSONA = {"c-elena": [2, 3, 4, 5, 5], "c-omar": [1, 1, 2, 3, 3]}  # by task, in TASKS order
-META = {"name": "planted", "reference": "base",
-        "models": {"base": {"model_id": "google/gemma-3-270m-it", "kind": "vllm"},
-                   "tuned": {"model_id": "runs/demo/train/final#3f2a", "kind": "vllm"}},
-        "judges": {"gemma": {"model_id": "google/gemma-3-27b-it", "kind": "vllm", "temperature": 0.0},
-                   "qwen": {"model_id": "Qwen/Qwen3-32B", "kind": "openai", "temperature": 0.0}},
-        "latency": {"base": {"requests": 8, "first_token_s": 0.12, "total_s": 2.3, "output_tok_s": 41.0, "batch_output_tok_s": 130.0}},
-        "judge_tokens": {"gemma": {"requests": 400, "prompt_tokens": 123456, "output_tokens": 4567}},
-        "benchmarks": {"heldout": {"items": 8, "characters": 2, "seeds": 2}, "personagym": {"items": 10, "characters": 2, "seeds": 1}},
-        "rejects": {"judge": {"judge_invalid": 2}}, "seconds": 123.4}
+META = {
+    "name": "planted",
+    "reference": "base",
+    "models": {
+        "base": {"model_id": "google/gemma-3-270m-it", "kind": "vllm"},
+        "tuned": {"model_id": "runs/demo/train/final#3f2a", "kind": "vllm"},
+    },
+    "judges": {
+        "gemma": {"model_id": "google/gemma-3-27b-it", "kind": "vllm", "temperature": 0.0},
+        "qwen": {"model_id": "Qwen/Qwen3-32B", "kind": "openai", "temperature": 0.0},
+    },
+    "latency": {
+        "base": {
+            "requests": 8,
+            "first_token_s": 0.12,
+            "total_s": 2.3,
+            "output_tok_s": 41.0,
+            "batch_output_tok_s": 130.0,
+        }
+    },
+    "judge_tokens": {"gemma": {"requests": 400, "prompt_tokens": 123456, "output_tokens": 4567}},
+    "benchmarks": {
+        "heldout": {"items": 8, "characters": 2, "seeds": 2},
+        "personagym": {"items": 10, "characters": 2, "seeds": 1},
+    },
+    "rejects": {"judge": {"judge_invalid": 2}},
+    "seconds": 123.4,
+}
 
 
 def reply(benchmark: str, character: tuple, index: int, model: str, seed: int) -> Reply:
@@ -86,28 +145,67 @@ def reply(benchmark: str, character: tuple, index: int, model: str, seed: int) -
     if model == "tuned":
         text = answers[index]
     else:
-        text = ASSISTANT if seed == 0 else f"{name} would probably think about it for a while and then carry on with the day."
+        text = (
+            ASSISTANT
+            if seed == 0
+            else f"{name} would probably think about it for a while and then carry on with the day."
+        )
     item = f"i-{benchmark}-{cid}-{index}"
-    return Reply(id=f"r-{item}-{model}-{seed}", benchmark=benchmark, task=task, question_id=f"q-{benchmark}-{index}",
-                 question=question, character_id=cid, character=name, language="en", system=system, persona=system.splitlines()[0],
-                 profile="profile", item_id=item, model=model, model_id=META["models"][model]["model_id"], seed=seed,
-                 text=text, finish_reason="stop", prompt_tokens=200, output_tokens=40,
-                 out_of_character=out_of_character(text, name=name, system=system, user=question, language="en"))
+    return Reply(
+        id=f"r-{item}-{model}-{seed}",
+        benchmark=benchmark,
+        task=task,
+        question_id=f"q-{benchmark}-{index}",
+        question=question,
+        character_id=cid,
+        character=name,
+        language="en",
+        system=system,
+        persona=system.splitlines()[0],
+        profile="profile",
+        item_id=item,
+        model=model,
+        model_id=META["models"][model]["model_id"],
+        seed=seed,
+        text=text,
+        finish_reason="stop",
+        prompt_tokens=200,
+        output_tokens=40,
+        out_of_character=out_of_character(text, name=name, system=system, user=question, language="en"),
+    )
 
 
 def judgement(r: Reply, judge: str, rubric: str, score: int) -> Judgement:
     low, high = (1, 5) if rubric == "persona" else (0, 4)
-    return Judgement(id=f"j-{r.id}-{judge}-{rubric}", reply_id=r.id, item_id=r.item_id, model=r.model, benchmark=r.benchmark,
-                     task=r.task, character_id=r.character_id, seed=r.seed, judge=judge, judge_model=f"{judge} vllm",
-                     rubric=rubric, low=low, high=high, score=score, justification="planted", prompt_tokens=300, output_tokens=30)
+    return Judgement(
+        id=f"j-{r.id}-{judge}-{rubric}",
+        reply_id=r.id,
+        item_id=r.item_id,
+        model=r.model,
+        benchmark=r.benchmark,
+        task=r.task,
+        character_id=r.character_id,
+        seed=r.seed,
+        judge=judge,
+        judge_model=f"{judge} vllm",
+        rubric=rubric,
+        low=low,
+        high=high,
+        score=score,
+        justification="planted",
+        prompt_tokens=300,
+        output_tokens=30,
+    )
 
 
 def planted_judgements(r: Reply, index: int) -> list[Judgement]:
     shift = r.model == "tuned"
     if r.benchmark == "personagym":
         return [judgement(r, "gemma", "persona", PERSONAGYM_PERSONA[r.character_id][index])]
-    found = [judgement(r, "gemma", "roleplay", 1 + r.seed + 2 * (shift and r.character_id == "c-mara")),
-             judgement(r, "qwen", "roleplay", 2 + 2 * (shift and r.character_id == "c-mara"))]
+    found = [
+        judgement(r, "gemma", "roleplay", 1 + r.seed + 2 * (shift and r.character_id == "c-mara")),
+        judgement(r, "qwen", "roleplay", 2 + 2 * (shift and r.character_id == "c-mara")),
+    ]
     if r.task != "Instruction":  # instructions are scored on the roleplay rubric only
         base = HELDOUT_PERSONA[r.character_id, index]
         found += [judgement(r, "gemma", "persona", base + shift), judgement(r, "qwen", "persona", base + 1 + shift)]
@@ -115,16 +213,37 @@ def planted_judgements(r: Reply, index: int) -> list[Judgement]:
 
 
 def verdict(n: int, judge: str, a_first: str, b_first: str, outcome: str) -> Verdict:
-    return Verdict(id=f"v-{judge}-{n}", item_id=f"i-heldout-c-mara-{n % 4}", benchmark="heldout", task="Expected Action",
-                   character_id="c-mara", seed=n // 4, judge=judge, judge_model=f"{judge} vllm", model_a="base", model_b="tuned",
-                   a_first=a_first, b_first=b_first, outcome=outcome, justification_a_first="planted",
-                   justification_b_first="planted", prompt_tokens=500, output_tokens=50)
+    return Verdict(
+        id=f"v-{judge}-{n}",
+        item_id=f"i-heldout-c-mara-{n % 4}",
+        benchmark="heldout",
+        task="Expected Action",
+        character_id="c-mara",
+        seed=n // 4,
+        judge=judge,
+        judge_model=f"{judge} vllm",
+        model_a="base",
+        model_b="tuned",
+        a_first=a_first,
+        b_first=b_first,
+        outcome=outcome,
+        justification_a_first="planted",
+        justification_b_first="planted",
+        prompt_tokens=500,
+        output_tokens=50,
+    )
 
 
-VERDICTS = [verdict(0, "gemma", "b", "b", "G"), verdict(1, "gemma", "b", "b", "G"), verdict(2, "gemma", "b", "b", "G"),
-            verdict(3, "gemma", "a", "b", "S"),  # a flip: each order prefers the reply shown second
-            verdict(0, "qwen", "b", "b", "G"), verdict(1, "qwen", "a", "a", "B"), verdict(2, "qwen", "same", "same", "S"),
-            verdict(3, "qwen", "b", "a", "S")]
+VERDICTS = [
+    verdict(0, "gemma", "b", "b", "G"),
+    verdict(1, "gemma", "b", "b", "G"),
+    verdict(2, "gemma", "b", "b", "G"),
+    verdict(3, "gemma", "a", "b", "S"),  # a flip: each order prefers the reply shown second
+    verdict(0, "qwen", "b", "b", "G"),
+    verdict(1, "qwen", "a", "a", "B"),
+    verdict(2, "qwen", "same", "same", "S"),
+    verdict(3, "qwen", "b", "a", "S"),
+]
 
 
 def planted(models=("base", "tuned")) -> tuple[list[Reply], list[Judgement]]:
@@ -181,7 +300,10 @@ def test_gsb_counts_outcomes_and_scores_good_minus_bad_over_all():
 # ----------------------------------------------------------------------------------------------------------- numbers
 def test_task_means_average_the_judges_then_the_units(written):
     _, report, _, _ = written
-    ea, lh = cell(report, "heldout", "persona", "Expected Action"), cell(report, "heldout", "persona", "Linguistic Habits")
+    ea, lh = (
+        cell(report, "heldout", "persona", "Expected Action"),
+        cell(report, "heldout", "persona", "Linguistic Habits"),
+    )
     # Units (question, seed), judges averaged: Mara 1.5 and 3.5, Tomas 1.5 and 1.5, each under two seeds.
     assert ea["models"]["base"]["mean"] == 2.0 and ea["models"]["base"]["n"] == 8
     assert lh["models"]["base"] == {"mean": 2.5, "lo": 2.5, "hi": 2.5, "n": 4}
@@ -207,8 +329,15 @@ def test_persona_score_is_the_mean_over_characters_of_their_task_means(written):
 def test_a_constant_shift_gives_that_delta_with_zero_width_and_identical_models_give_zero(written):
     _, report, _, _ = written
     for row, n in (("Expected Action", 8), ("Linguistic Habits", 4), ("PersonaScore", 2)):
-        assert cell(report, "heldout", "persona", row)["delta"]["tuned"] == {"n": n, "mean": 1.0, "lo": 1.0, "hi": 1.0,
-                                                                           "wins": n, "ties": 0, "losses": 0}
+        assert cell(report, "heldout", "persona", row)["delta"]["tuned"] == {
+            "n": n,
+            "mean": 1.0,
+            "lo": 1.0,
+            "hi": 1.0,
+            "wins": n,
+            "ties": 0,
+            "losses": 0,
+        }
     for row in (*TASKS, "PersonaScore"):
         d = cell(report, "personagym", "persona", row)["delta"]["tuned"]
         assert (d["mean"], d["lo"], d["hi"], d["wins"], d["losses"]) == (0.0, 0.0, 0.0, 0, 0)
@@ -228,9 +357,24 @@ def test_gsb_rows_count_outcomes_and_flips_per_judge_and_pooled(written):
     _, report, _, _ = written
     rows = {r["judge"]: r for r in report["benchmarks"]["heldout"]["gsb"]}
     assert list(rows) == ["gemma", "qwen", "all judges"]
-    assert rows["gemma"] == {"judge": "gemma", "model_a": "base", "model_b": "tuned", "G": 3, "S": 1, "B": 0, "n": 4,
-                                  "score": 0.75, "flips": 1}
-    assert (rows["qwen"]["G"], rows["qwen"]["S"], rows["qwen"]["B"], rows["qwen"]["score"], rows["qwen"]["flips"]) == (1, 2, 1, 0.0, 1)
+    assert rows["gemma"] == {
+        "judge": "gemma",
+        "model_a": "base",
+        "model_b": "tuned",
+        "G": 3,
+        "S": 1,
+        "B": 0,
+        "n": 4,
+        "score": 0.75,
+        "flips": 1,
+    }
+    assert (rows["qwen"]["G"], rows["qwen"]["S"], rows["qwen"]["B"], rows["qwen"]["score"], rows["qwen"]["flips"]) == (
+        1,
+        2,
+        1,
+        0.0,
+        1,
+    )
     assert (rows["all judges"]["n"], rows["all judges"]["score"], rows["all judges"]["flips"]) == (8, 0.375, 2)
     assert report["benchmarks"]["personagym"]["gsb"] == []
 
@@ -240,7 +384,12 @@ def test_judge_free_metrics_and_out_of_character_reasons_per_model(written):
     heldout = report["benchmarks"]["heldout"]
     base, tuned = heldout["judge_free"]["base"], heldout["judge_free"]["tuned"]
     assert (base["replies"], base["in_character"], base["assistant_speak"]) == (16, 0.0, 0.5)
-    assert (tuned["replies"], tuned["in_character"], tuned["assistant_speak"], tuned["wrong_character"]) == (16, 1.0, 0.0, 0.0)
+    assert (tuned["replies"], tuned["in_character"], tuned["assistant_speak"], tuned["wrong_character"]) == (
+        16,
+        1.0,
+        0.0,
+        0.0,
+    )
     assert tuned["language_match"] == 1.0 and tuned["distinct_1"] > base["distinct_1"]
     # Each tuned reply carries its own character's facts (the bakery, the Pacific) and points back to its profile.
     assert tuned["profile_retrieval"] == 1.0
@@ -254,8 +403,11 @@ def test_examples_are_the_units_where_the_models_differ_most(written):
     _, report, _, _ = written
     picked = report["benchmarks"]["heldout"]["examples"]
     # Only Mara's units differ (by 2 on roleplay); ties go by item id, then seed.
-    assert [(e["item_id"], e["seed"]) for e in picked] == [("i-heldout-c-mara-0", 0), ("i-heldout-c-mara-0", 1),
-                                                           ("i-heldout-c-mara-1", 0)]
+    assert [(e["item_id"], e["seed"]) for e in picked] == [
+        ("i-heldout-c-mara-0", 0),
+        ("i-heldout-c-mara-0", 1),
+        ("i-heldout-c-mara-1", 0),
+    ]
     first = picked[0]["replies"]
     assert first["base"]["text"] == ASSISTANT and first["base"]["scores"] == {"persona": 1.5, "roleplay": 1.5}
     assert first["tuned"]["scores"] == {"persona": 2.5, "roleplay": 3.5}
@@ -273,8 +425,15 @@ def test_report_md_has_the_tables_headline_and_links_to_real_pngs(written):
     assert "| qwen | Qwen/Qwen3-32B | openai | 0 |" in text and "judge_invalid 2" in text
     assert f"> {ASSISTANT}" in text
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert sorted(links) == sorted(["scores_heldout.png", "judge_free_heldout.png", "gsb_heldout.png",
-                                    "scores_personagym.png", "judge_free_personagym.png"])
+    assert sorted(links) == sorted(
+        [
+            "scores_heldout.png",
+            "judge_free_heldout.png",
+            "gsb_heldout.png",
+            "scores_personagym.png",
+            "judge_free_personagym.png",
+        ]
+    )
     for link in links:
         data = (path.parent / link).read_bytes()
         assert data[:8] == PNG_MAGIC and len(data) > 5000, link
@@ -304,8 +463,11 @@ def test_no_judgements_render_judge_free_only_and_an_empty_benchmark_says_so(tmp
     report, text = json.loads((path.parent / "report.json").read_text()), path.read_text()
     heldout = report["benchmarks"]["heldout"]
     assert heldout["scores"] == {} and heldout["gsb"] == [] and heldout["judge_free"]["tuned"]["in_character"] == 1.0
-    assert [(e["item_id"], e["seed"]) for e in heldout["examples"]] == [("i-heldout-c-mara-0", 0), ("i-heldout-c-mara-0", 1),
-                                                                        ("i-heldout-c-mara-1", 0)]
+    assert [(e["item_id"], e["seed"]) for e in heldout["examples"]] == [
+        ("i-heldout-c-mara-0", 0),
+        ("i-heldout-c-mara-0", 1),
+        ("i-heldout-c-mara-1", 0),
+    ]
     assert report["benchmarks"]["personagym"]["replies"] == {} and "No replies for this benchmark." in text
     assert "- **tuned vs base · heldout**: in character 0% → 100%" in text
     assert sorted(p.name for p in path.parent.glob("*.png")) == ["judge_free_heldout.png"]

@@ -7,11 +7,11 @@ from collections import Counter
 
 import pytest
 
+from eval.judge_free import Answer, judge_free_metrics, out_of_character
 from personas.errors import Rejected
 from personas.profiles import EXAMPLES, parse_profile, profile_messages, profile_schema, render_system_prompt
 from personas.records import Character, ProfileFields
 from personas.seeds import load_seeds
-from eval.judge_free import Answer, judge_free_metrics, out_of_character
 from synth.backend import ChatRequest
 from synth.cache import RequestCache
 from synth.dataset import write_dataset
@@ -19,8 +19,8 @@ from synth.dialogues import dialogues_stage, names_of, plan_tasks
 from synth.pipeline import profiles_stage
 from synth.prompts import load_prompts
 from synth.quality import check_turn, kept_facts
-from synth.records import Dialogue
 from synth.recipe import load_recipe
+from synth.records import Dialogue
 from synth.runner import load_records, run_stage
 from synth.shards import read_shard
 from tests.conftest import SEEDS_5K, SHARED, run_cli
@@ -32,15 +32,22 @@ def test_a_valid_profile_parses():
     assert parse_profile(GOOD, "stop", "en").name == "Eamon Gallagher"
 
 
-@pytest.mark.parametrize("text,finish,reason", [
-    (GOOD[:40], "length", "truncated"),
-    ('{"name": "x", ', "stop", "invalid_json"),
-    (json.dumps({**EXAMPLES[0][2], "age": 400}), "stop", "schema_violation"),
-    (json.dumps({k: v for k, v in EXAMPLES[0][2].items() if k != "likes"}), "stop", "schema_violation"),
-    (json.dumps({**EXAMPLES[0][2], "catchphrases": []}), "stop", "schema_violation"),
-    (json.dumps(EXAMPLES[1][2], ensure_ascii=False), "stop", "wrong_language"),
-    (json.dumps({**EXAMPLES[0][2], "name": ",  "}), "stop", "schema_violation"),  # seen from Gemma: a name of punctuation
-])
+@pytest.mark.parametrize(
+    "text,finish,reason",
+    [
+        (GOOD[:40], "length", "truncated"),
+        ('{"name": "x", ', "stop", "invalid_json"),
+        (json.dumps({**EXAMPLES[0][2], "age": 400}), "stop", "schema_violation"),
+        (json.dumps({k: v for k, v in EXAMPLES[0][2].items() if k != "likes"}), "stop", "schema_violation"),
+        (json.dumps({**EXAMPLES[0][2], "catchphrases": []}), "stop", "schema_violation"),
+        (json.dumps(EXAMPLES[1][2], ensure_ascii=False), "stop", "wrong_language"),
+        (
+            json.dumps({**EXAMPLES[0][2], "name": ",  "}),
+            "stop",
+            "schema_violation",
+        ),  # seen from Gemma: a name of punctuation
+    ],
+)
 def test_unusable_outputs_are_rejected_with_their_reason(text, finish, reason):
     with pytest.raises(Rejected) as e:
         parse_profile(text, finish, "en")
@@ -54,7 +61,9 @@ def test_schema_forbids_extra_keys_and_requires_every_field():
 
 
 def test_untrusted_text_is_never_a_template():
-    fields = ProfileFields.model_validate({**EXAMPLES[0][2], "name": "{name} {0} {{x}}", "experience": "{% for x in y %}"})
+    fields = ProfileFields.model_validate(
+        {**EXAMPLES[0][2], "name": "{name} {0} {{x}}", "experience": "{% for x in y %}"}
+    )
     prompt = render_system_prompt(fields, "en")
     assert prompt.startswith("You are {name} {0} {{x}}.") and "{% for x in y %}" in prompt
     persona = load_seeds("builtin")[0].model_copy(update={"text": "{persona} {{ 7*7 }}"})
@@ -96,18 +105,32 @@ def test_gemma_writes_valid_profiles_for_real_english_and_chinese_seeds(gemma_pr
 def gemma_dialogues(gemma_profiles, gemma_engine):
     out = gemma_profiles[0]
     made = load_records(out / "profiles", Character)
-    cast = [c.model_copy(update={"split": "train"}) for c in
-            [c for c in made if c.language == "en"][:2] + [c for c in made if c.language == "zh"][:1]]
+    cast = [
+        c.model_copy(update={"split": "train"})
+        for c in [c for c in made if c.language == "en"][:2] + [c for c in made if c.language == "zh"][:1]
+    ]
     # Real self-instruct tasks whose reference answers hold numbers, so R's fact check has work to do.
-    prompts = [p for p in load_prompts([str(SHARED / "instructions" / "self_instruct_seed_tasks.jsonl")])
-               if any(ch.isdigit() for ch in p.references[0]) and len(p.references[0]) < 400][:2]
-    recipe = load_recipe("synth/recipes/demo.yaml", [f"out={out}", "dialogues.characters_per_prompt=3",
-                                                      "dialogues.multi_turn_share=0.5", "dialogues.user_turns=2",
-                                                      "split.heldout_prompts=0"])
+    prompts = [
+        p
+        for p in load_prompts([str(SHARED / "instructions" / "self_instruct_seed_tasks.jsonl")])
+        if any(ch.isdigit() for ch in p.references[0]) and len(p.references[0]) < 400
+    ][:2]
+    recipe = load_recipe(
+        "synth/recipes/demo.yaml",
+        [
+            f"out={out}",
+            "dialogues.characters_per_prompt=3",
+            "dialogues.multi_turn_share=0.5",
+            "dialogues.user_turns=2",
+            "split.heldout_prompts=0",
+        ],
+    )
     tasks = plan_tasks(recipe, prompts, cast)
     assert {t.mode for t in tasks} == {"R", "G"} and len(tasks) == 2 * 2 * len(cast)
     cache = RequestCache(out / "cache.sqlite")
-    manifest = run_stage(dialogues_stage(recipe, lambda: gemma_engine, cache, prompts, cast), tasks, out / "dialogues", {})
+    manifest = run_stage(
+        dialogues_stage(recipe, lambda: gemma_engine, cache, prompts, cast), tasks, out / "dialogues", {}
+    )
     cache.close()
     return cast, prompts, tasks, manifest
 
@@ -123,7 +146,9 @@ def test_gemma_writes_r_and_g_dialogues_for_real_tasks_that_pass_every_check(gem
     names = names_of(cast)
     for d in dialogues:
         replies = [m.content for m in d.messages if m.role == "assistant"]
-        assert len(replies) == d.turns and d.messages[0].content.startswith(next(c for c in cast if c.id == d.character_id).system_prompt)
+        assert len(replies) == d.turns and d.messages[0].content.startswith(
+            next(c for c in cast if c.id == d.character_id).system_prompt
+        )
         for text in replies:
             assert check_turn(text, "stop", d.language, own_name=d.character_name, other_names=names) == text
         if d.mode == "R":
@@ -137,21 +162,47 @@ def test_gemma_writes_r_and_g_dialogues_for_real_tasks_that_pass_every_check(gem
 # model's (eval/judge_free.py: first person, in the character's language, no assistant boilerplate, no copy of the
 # profile or the question). The probe questions are self-instruct tasks the dialogues did not use.
 
-PROBES = 8       # unseen self-instruct instructions per unseen character
-SAMPLES = 2      # replies per question and model, same seeds for both models
+PROBES = 8  # unseen self-instruct instructions per unseen character
+SAMPLES = 2  # replies per question and model, same seeds for both models
 
 
 def probe_requests(characters: list[Character], used: set[str]) -> list[tuple[Character, ChatRequest]]:
-    tasks = [p for p in load_prompts([str(SHARED / "instructions" / "self_instruct_seed_tasks.jsonl")])
-             if p.id not in used and not p.turns[0].strip().endswith(":") and len(p.turns[0]) < 160][:PROBES]
-    return [(c, ChatRequest(messages=[{"role": "system", "content": c.system_prompt}, {"role": "user", "content": p.turns[0]}],
-                            seed=seed, max_tokens=120, temperature=0.7, top_p=1.0, top_k=64, repetition_penalty=1.05))
-            for c in characters for p in tasks for seed in range(SAMPLES)]
+    tasks = [
+        p
+        for p in load_prompts([str(SHARED / "instructions" / "self_instruct_seed_tasks.jsonl")])
+        if p.id not in used and not p.turns[0].strip().endswith(":") and len(p.turns[0]) < 160
+    ][:PROBES]
+    return [
+        (
+            c,
+            ChatRequest(
+                messages=[{"role": "system", "content": c.system_prompt}, {"role": "user", "content": p.turns[0]}],
+                seed=seed,
+                max_tokens=120,
+                temperature=0.7,
+                top_p=1.0,
+                top_k=64,
+                repetition_penalty=1.05,
+            ),
+        )
+        for c in characters
+        for p in tasks
+        for seed in range(SAMPLES)
+    ]
 
 
 def in_character_share(probes, results) -> tuple[float, list[str]]:
-    reasons = [out_of_character(r.text, name=c.name, system=q.messages[0]["content"], user=q.messages[1]["content"],
-                                language=c.language, finish_reason=r.finish_reason) for (c, q), r in zip(probes, results)]
+    reasons = [
+        out_of_character(
+            r.text,
+            name=c.name,
+            system=q.messages[0]["content"],
+            user=q.messages[1]["content"],
+            language=c.language,
+            finish_reason=r.finish_reason,
+        )
+        for (c, q), r in zip(probes, results, strict=False)
+    ]
     return sum(not r for r in reasons) / len(reasons), reasons
 
 
@@ -162,17 +213,27 @@ def gemma_trained(gemma_profiles, gemma_dialogues, gemma_engine):
     # The second English character becomes the validation split: its rows are never trained on.
     validation = [c for c in cast if c.language == "en"][-1].id
     characters = [c.model_copy(update={"split": "validation" if c.id == validation else "train"}) for c in cast]
-    rows = [d.model_copy(update={"split": "validation" if d.character_id == validation else "train"})
-            for d in load_records(out / "dialogues", Dialogue)]
+    rows = [
+        d.model_copy(update={"split": "validation" if d.character_id == validation else "train"})
+        for d in load_records(out / "dialogues", Dialogue)
+    ]
     write_dataset(out / "dataset", rows, characters, [])
     # Characters the model never trains on: the validation one and the profiles left out of the cast.
     trained = {c.id for c in characters if c.split == "train"}
-    unseen = [c for c in load_records(out / "profiles", Character) if c.id not in trained and c.language == "en"]  # English probes
+    unseen = [
+        c for c in load_records(out / "profiles", Character) if c.id not in trained and c.language == "en"
+    ]  # English probes
     probes = probe_requests(unseen, {p.id for p in prompts})
     base = gemma_engine.generate([q for _, q in probes])
     gemma_engine.close()  # frees both cores for training; the fixture's own close afterwards is a no-op
-    proc = run_cli("train", "train/recipes/demo-lora.yaml", f"data={out / 'dataset'}", f"out={out / 'train'}", "train.epochs=3",
-                   timeout=1800)
+    proc = run_cli(
+        "train",
+        "train/recipes/demo-lora.yaml",
+        f"data={out / 'dataset'}",
+        f"out={out / 'train'}",
+        "train.epochs=3",
+        timeout=1800,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out / "train", proc.stdout, probes, base
 
@@ -198,7 +259,9 @@ def gemma_tuned(gemma_trained):
         backend.close()
 
 
-def test_merged_gemma_serves_in_vllm_and_speaks_as_unseen_characters_more_often_than_the_base(gemma_trained, gemma_tuned):
+def test_merged_gemma_serves_in_vllm_and_speaks_as_unseen_characters_more_often_than_the_base(
+    gemma_trained, gemma_tuned
+):
     _, _, probes, base = gemma_trained
     tuned = gemma_tuned
     assert all(r.finish_reason in ("stop", "length") and r.output_tokens > 0 for r in tuned)
@@ -214,13 +277,24 @@ def test_judge_free_metrics_of_base_and_tuned_gemma_side_by_side(gemma_trained, 
     _, _, probes, base = gemma_trained
 
     def answers(results):
-        return [Answer(text=r.text, finish_reason=r.finish_reason, character=c.name, language=c.language,
-                       profile=q.messages[0]["content"], question_id=q.messages[1]["content"], question=q.messages[1]["content"])
-                for (c, q), r in zip(probes, results)]
+        return [
+            Answer(
+                text=r.text,
+                finish_reason=r.finish_reason,
+                character=c.name,
+                language=c.language,
+                profile=q.messages[0]["content"],
+                question_id=q.messages[1]["content"],
+                question=q.messages[1]["content"],
+            )
+            for (c, q), r in zip(probes, results, strict=False)
+        ]
 
     metrics = {"base": judge_free_metrics(answers(base)), "tuned": judge_free_metrics(answers(gemma_tuned))}
     print("\n" + "\n".join(f"{k:18s} {metrics['base'][k]:8.3f} {metrics['tuned'][k]:8.3f}" for k in metrics["base"]))
-    assert metrics["base"].keys() == metrics["tuned"].keys() and metrics["base"]["replies"] == metrics["tuned"]["replies"] == len(probes)
+    assert metrics["base"].keys() == metrics["tuned"].keys() and metrics["base"]["replies"] == metrics["tuned"][
+        "replies"
+    ] == len(probes)
     for m in metrics.values():
         assert all(0 <= m[k] <= 1 for k in m if k not in ("replies", "mean_words")) and m["mean_words"] > 0
     # Several characters were asked the same questions, so the cross-character measures are defined.

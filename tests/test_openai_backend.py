@@ -13,14 +13,15 @@ import jsonschema
 import pytest
 
 from personas.errors import DramatisError
+from scripts.faulty_server import FAULTS, MARKER, FaultyServer
 from synth.backend import ChatRequest, ChatResult
 from synth.cache import RequestCache
 from synth.llm import complete
 from synth.openai_backend import OpenAIBackend
 from synth.runner import shard_paths
 from synth.shards import read_shard
-from scripts.faulty_server import FAULTS, MARKER, FaultyServer
 from tests.conftest import free_port, run_cli
+
 
 @pytest.fixture
 def faulty_server():
@@ -33,7 +34,10 @@ def flaky_backend(url: str, max_retries: int = 4) -> OpenAIBackend:
 
 
 def user_requests(texts: list[str], max_tokens: int = 16) -> list[ChatRequest]:
-    return [ChatRequest(messages=[{"role": "user", "content": t}], seed=i, max_tokens=max_tokens) for i, t in enumerate(texts)]
+    return [
+        ChatRequest(messages=[{"role": "user", "content": t}], seed=i, max_tokens=max_tokens)
+        for i, t in enumerate(texts)
+    ]
 
 
 def assert_accounted_for(result: ChatResult, max_retries: int) -> None:
@@ -50,8 +54,16 @@ def assert_accounted_for(result: ChatResult, max_retries: int) -> None:
 # ------------------------------------------------------------------------------------- the real server
 
 
-PROMPTS = ["Tell me about the sea.", "Who are you?", "Describe a tea house in Chengdu.", "What is a lighthouse?",
-           "Name three colours.", "Write a haiku about rain.", "Wie spät ist es?", "你好，请介绍一下你自己。"]
+PROMPTS = [
+    "Tell me about the sea.",
+    "Who are you?",
+    "Describe a tea house in Chengdu.",
+    "What is a lighthouse?",
+    "Name three colours.",
+    "Write a haiku about rain.",
+    "Wie spät ist es?",
+    "你好，请介绍一下你自己。",
+]
 
 SMALL_SCHEMA = {
     "type": "object",
@@ -63,8 +75,10 @@ SMALL_SCHEMA = {
 
 def test_real_server_batch_returns_text_finish_reason_and_token_counts(openai_server):
     backend = OpenAIBackend("tiny", openai_server, timeout_s=120, max_retries=1, backoff_s=0.1)
-    requests = [ChatRequest(messages=[{"role": "user", "content": p}], seed=100 + i, max_tokens=32)
-                for i, p in enumerate(PROMPTS)]
+    requests = [
+        ChatRequest(messages=[{"role": "user", "content": p}], seed=100 + i, max_tokens=32)
+        for i, p in enumerate(PROMPTS)
+    ]
     results = backend.generate(requests)
     assert len(results) == len(requests)
     for result in results:
@@ -83,7 +97,9 @@ def test_real_server_same_seed_gives_same_text_and_other_seeds_differ(openai_ser
     second = backend.generate([same])[0]
     assert first.finish_reason != "error" and first.text
     assert second.text == first.text
-    others = backend.generate([ChatRequest(messages=messages, seed=s, max_tokens=48, temperature=1.0) for s in (1, 2, 3, 4)])
+    others = backend.generate(
+        [ChatRequest(messages=messages, seed=s, max_tokens=48, temperature=1.0) for s in (1, 2, 3, 4)]
+    )
     assert all(r.finish_reason != "error" for r in others)
     assert any(r.text != first.text for r in others)
 
@@ -91,8 +107,9 @@ def test_real_server_same_seed_gives_same_text_and_other_seeds_differ(openai_ser
 def test_real_server_json_schema_output_parses_and_validates(openai_server):
     backend = OpenAIBackend("tiny", openai_server, timeout_s=120, max_retries=1, backoff_s=0.1)
     messages = [{"role": "user", "content": "Give a name and an age as JSON."}]
-    results = backend.generate([ChatRequest(messages=messages, seed=s, max_tokens=128, json_schema=SMALL_SCHEMA)
-                                for s in range(8)])
+    results = backend.generate(
+        [ChatRequest(messages=messages, seed=s, max_tokens=128, json_schema=SMALL_SCHEMA) for s in range(8)]
+    )
     assert all(r.finish_reason in ("stop", "length") for r in results), results
     finished = [r for r in results if r.finish_reason == "stop"]
     # The model is random: a "length" result is legitimately cut mid-object; the ones that stopped must be valid.
@@ -113,7 +130,7 @@ def test_flaky_server_every_result_is_a_completion_or_an_error_with_reason(fault
     texts = [f"request number {i}" for i in range(60)]
     results = backend.generate(user_requests(texts))
     assert len(results) == 60
-    for text, result in zip(texts, results):
+    for text, result in zip(texts, results, strict=False):
         assert_accounted_for(result, max_retries=4)
         if result.finish_reason != "error":
             assert result.text == "echo: " + text  # results come back in request order
@@ -125,7 +142,7 @@ def test_flaky_server_every_result_is_a_completion_or_an_error_with_reason(fault
     assert all(outcomes[f] > 0 for f in FAULTS), outcomes  # every fault kind was exercised
     # Each request reached the server at least once and at most once per attempt the backend counted
     # (an attempt can die before the server reads it, e.g. a connect timeout on a loaded machine).
-    for text, result in zip(texts, results):
+    for text, result in zip(texts, results, strict=False):
         assert 1 <= faulty_server.attempts_by_prompt[text] <= result.retries + 1, (text, result)
     # Faults stop after a body's third attempt and the backend tries five times: on an idle machine
     # all 60 get through; allow a few losses to timeouts of a loaded machine (0.5 s is tight).
@@ -136,7 +153,7 @@ def test_request_that_always_fails_gives_up_after_max_retries_plus_one_attempts(
     backend = flaky_backend(faulty_server.url, max_retries=3)
     texts = [f"{MARKER} {i}" if i % 5 == 0 else f"ordinary {i}" for i in range(20)]
     results = backend.generate(user_requests(texts))
-    for text, result in zip(texts, results):
+    for text, result in zip(texts, results, strict=False):
         assert_accounted_for(result, max_retries=3)
         if MARKER in text:
             assert result.finish_reason == "error"
@@ -173,7 +190,7 @@ def check_cache_keeps_successes_only(faulty_server: FaultyServer, tmp_path) -> N
         new = faulty_server.log[hits_after_first:]
         assert len(new) == failing * 3
         assert all(outcome == "500" for _, _, outcome in new)
-        for a, b, text in zip(first, second, texts):
+        for a, b, text in zip(first, second, texts, strict=False):
             if MARKER in text:
                 assert b.finish_reason == "error" and "gave up after 3 attempts" in b.error
             else:
@@ -211,8 +228,15 @@ def test_unreachable_server_raises_dramatis_error_naming_the_url():
 def test_cli_with_unreachable_server_exits_2_naming_the_url_and_writes_nothing(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/v1"
     out = tmp_path / "run"
-    proc = run_cli("synth", "synth/recipes/demo.yaml", "backend.kind=openai", f"backend.base_url={url}",
-                   "backend.model=tiny", f"out={out}", timeout=120)
+    proc = run_cli(
+        "synth",
+        "synth/recipes/demo.yaml",
+        "backend.kind=openai",
+        f"backend.base_url={url}",
+        "backend.model=tiny",
+        f"out={out}",
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert url in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -224,8 +248,17 @@ def test_cli_with_unreachable_server_exits_2_naming_the_url_and_writes_nothing(t
 
 def test_cli_end_to_end_through_server_accounts_for_every_seed_and_relaunch_uses_the_cache(openai_server, tmp_path):
     out = tmp_path / "run"
-    args = ("synth", "synth/recipes/demo.yaml", "backend.kind=openai", f"backend.base_url={openai_server}",
-            "backend.model=tiny", "seeds.sample=4", "profiles.max_tokens=64", "profiles.max_attempts=2", f"out={out}")
+    args = (
+        "synth",
+        "synth/recipes/demo.yaml",
+        "backend.kind=openai",
+        f"backend.base_url={openai_server}",
+        "backend.model=tiny",
+        "seeds.sample=4",
+        "profiles.max_tokens=64",
+        "profiles.max_attempts=2",
+        f"out={out}",
+    )
     proc = run_cli(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -259,6 +292,9 @@ def test_cli_end_to_end_through_server_accounts_for_every_seed_and_relaunch_uses
     assert again["requests_cached"] == counters["requests_generated"]
     # The rows cost the same tokens as before, spent by the first run: reported apart, not as 0 and not as new.
     assert again.get("prompt_tokens", 0) == again.get("output_tokens", 0) == 0
-    assert (again["reused_prompt_tokens"], again["reused_output_tokens"]) == (counters["prompt_tokens"], counters["output_tokens"])
+    assert (again["reused_prompt_tokens"], again["reused_output_tokens"]) == (
+        counters["prompt_tokens"],
+        counters["output_tokens"],
+    )
     outcome = lambda c: {k: v for k, v in c.items() if k == "kept" or k.startswith("dropped_")}  # noqa: E731
     assert outcome(again) == outcome(counters)  # the same outputs, rebuilt from the cache

@@ -31,15 +31,24 @@ def personas():
 
 
 def characters_of(personas, n: int):
-    return [character(p, ProfileFields.model_validate({**EXAMPLES[0][2], "name": f"{FIRST_NAMES[i % 10]} Gallagher-{i}"}),
-                      "en", "tiny", 0, 1) for i, p in enumerate(personas[:n])]
+    return [
+        character(
+            p,
+            ProfileFields.model_validate({**EXAMPLES[0][2], "name": f"{FIRST_NAMES[i % 10]} Gallagher-{i}"}),
+            "en",
+            "tiny",
+            0,
+            1,
+        )
+        for i, p in enumerate(personas[:n])
+    ]
 
 
 @pytest.fixture(scope="module")
 def characters(personas):
     """30 characters: 20 train, 5 validation, 5 held out."""
     splits = ["train"] * 20 + ["validation"] * 5 + ["heldout"] * 5
-    return [c.model_copy(update={"split": s}) for c, s in zip(characters_of(personas, 30), splits)]
+    return [c.model_copy(update={"split": s}) for c, s in zip(characters_of(personas, 30), splits, strict=False)]
 
 
 def plan(prompts, characters, *overrides, counters=None):
@@ -48,12 +57,16 @@ def plan(prompts, characters, *overrides, counters=None):
 
 # parse_turns / draw_turns
 
-@pytest.mark.parametrize("spec, expected", [
-    ("2-10:0.9,11-24:0.1", [(2, 10, 0.9), (11, 24, 0.1)]),
-    ("4-6", [(4, 6, 1.0)]),
-    (" 3 ", [(3, 3, 1.0)]),
-    ("1-1:0, 2-2:2", [(1, 1, 0.0), (2, 2, 2.0)]),
-])
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("2-10:0.9,11-24:0.1", [(2, 10, 0.9), (11, 24, 0.1)]),
+        ("4-6", [(4, 6, 1.0)]),
+        (" 3 ", [(3, 3, 1.0)]),
+        ("1-1:0, 2-2:2", [(1, 1, 0.0), (2, 2, 2.0)]),
+    ],
+)
 def test_user_turn_specs_parse_into_weighted_ranges(spec, expected):
     assert parse_turns(spec) == expected
 
@@ -75,13 +88,16 @@ def test_drawn_turns_stay_in_range_follow_the_weights_and_repeat():
 
 # deal
 
+
 def test_deal_gives_each_prompt_k_distinct_characters_and_levels_the_counts(prompts, characters):
     dealt = list(deal(prompts, characters, 3, seed=0))
     assert sorted(p.id for p, _ in dealt) == sorted(p.id for p in prompts)
     assert all(len({c.id for c in picked}) == 3 for _, picked in dealt)
     counts = Counter(c.id for _, picked in dealt for c in picked)
     assert len(counts) == 30 and max(counts.values()) - min(counts.values()) <= 1
-    assert [(p.id, [c.id for c in cs]) for p, cs in dealt] == [(p.id, [c.id for c in cs]) for p, cs in deal(prompts, characters, 3, 0)]
+    assert [(p.id, [c.id for c in cs]) for p, cs in dealt] == [
+        (p.id, [c.id for c in cs]) for p, cs in deal(prompts, characters, 3, 0)
+    ]
 
 
 def test_deal_with_fewer_characters_than_k_gives_each_prompt_all_of_them(prompts, characters):
@@ -91,6 +107,7 @@ def test_deal_with_fewer_characters_than_k_gives_each_prompt_all_of_them(prompts
 
 # plan_tasks
 
+
 def test_plan_is_deterministic_and_follows_the_recipe_seed(prompts, characters):
     first = plan(prompts, characters)
     assert first == plan(prompts, characters)
@@ -98,10 +115,13 @@ def test_plan_is_deterministic_and_follows_the_recipe_seed(prompts, characters):
     assert other != first and {t.id for t in other} != {t.id for t in first}
 
 
-@pytest.mark.parametrize("mode", [
-    "G",
-    "R",
-])
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "G",
+        "R",
+    ],
+)
 def test_trained_characters_get_balanced_task_counts_per_mode(prompts, characters, mode):
     counts = Counter(t.character_id for t in plan(prompts, characters) if t.mode == mode and t.split != "heldout")
     assert len(counts) == 25 and max(counts.values()) - min(counts.values()) <= 1
@@ -181,18 +201,23 @@ def test_character_order_keeps_each_characters_tasks_contiguous(prompts, charact
 def test_shuffled_order_is_a_permutation_of_the_same_tasks(prompts, characters):
     by_character = plan(prompts, characters)
     shuffled = plan(prompts, characters, "dialogues.order=shuffled")
-    assert shuffled != by_character and sorted(shuffled, key=lambda t: t.id) == sorted(by_character, key=lambda t: t.id)
-    switches = sum(a.character_id != b.character_id for a, b in zip(shuffled, shuffled[1:]))
+    assert shuffled != by_character and sorted(shuffled, key=lambda t: t.id) == sorted(
+        by_character, key=lambda t: t.id
+    )
+    switches = sum(a.character_id != b.character_id for a, b in zip(shuffled, shuffled[1:], strict=False))
     assert switches > len(shuffled) / 2
 
 
-@pytest.mark.parametrize("override, message", [
-    ("dialogues.modes=[X]", r"dialogues\.modes=\['X'\]: use R and/or G"),
-    ("dialogues.modes=[R,g]", r"dialogues\.modes=.*: use R and/or G"),
-    ("dialogues.modes=[]", r"dialogues\.modes=\[\]"),
-    ("dialogues.order=random", r"dialogues\.order=random"),
-    ("dialogues.user_turns=5-2", r"dialogues\.user_turns='5-2'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("dialogues.modes=[X]", r"dialogues\.modes=\['X'\]: use R and/or G"),
+        ("dialogues.modes=[R,g]", r"dialogues\.modes=.*: use R and/or G"),
+        ("dialogues.modes=[]", r"dialogues\.modes=\[\]"),
+        ("dialogues.order=random", r"dialogues\.order=random"),
+        ("dialogues.user_turns=5-2", r"dialogues\.user_turns='5-2'"),
+    ],
+)
 def test_bad_dialogue_knobs_fail_before_any_task(override, message):
     with pytest.raises(DramatisError, match=message):
         plan_tasks(load_recipe(None, [override]), [], [])
@@ -203,12 +228,15 @@ def test_bad_dialogue_knobs_fail_before_any_task(override, message):
 FRACTIONS = {"train": 0.8, "validation": 0.1, "heldout": 0.1}
 
 
-@pytest.mark.parametrize("n, expected", [
-    (100, {"train": 80, "validation": 10, "heldout": 10}),
-    (6, {"train": 4, "validation": 1, "heldout": 1}),
-    (3, {"train": 1, "validation": 1, "heldout": 1}),
-    (2, {"train": 2}),  # too few to go round: nobody is taken from training
-])
+@pytest.mark.parametrize(
+    "n, expected",
+    [
+        (100, {"train": 80, "validation": 10, "heldout": 10}),
+        (6, {"train": 4, "validation": 1, "heldout": 1}),
+        (3, {"train": 1, "validation": 1, "heldout": 1}),
+        (2, {"train": 2}),  # too few to go round: nobody is taken from training
+    ],
+)
 def test_split_counts_follow_the_fractions_with_at_least_one_per_split(personas, n, expected):
     assert Counter(assign_splits(characters_of(personas, n), 0, FRACTIONS).values()) == expected
 
@@ -226,11 +254,14 @@ def test_split_fractions_need_not_sum_to_one(personas):
     assert assign_splits(chars, 0, {"train": 8, "validation": 1, "heldout": 1}) == assign_splits(chars, 0, FRACTIONS)
 
 
-@pytest.mark.parametrize("fractions", [
-    {"train": 0, "validation": 0, "heldout": 0},
-    {"train": 1.0, "validation": -0.1, "heldout": 0.1},
-    {},
-])
+@pytest.mark.parametrize(
+    "fractions",
+    [
+        {"train": 0, "validation": 0, "heldout": 0},
+        {"train": 1.0, "validation": -0.1, "heldout": 0.1},
+        {},
+    ],
+)
 def test_bad_split_fractions_are_refused(personas, fractions):
     with pytest.raises(DramatisError, match="split fractions"):
         assign_splits(characters_of(personas, 10), 0, fractions)

@@ -31,7 +31,7 @@ def write(path: Path, text: str) -> Path:
 def test_self_instruct_rows_become_one_turn_prompts_with_input_and_reference(path, count):
     prompts = load_prompts([str(path)])
     assert len(prompts) == count
-    for prompt, row in zip(prompts, rows(path)):
+    for prompt, row in zip(prompts, rows(path), strict=False):
         instance = row["instances"][0]
         assert len(prompt.turns) == 1 and prompt.source_id == row["id"]
         assert prompt.turns[0].startswith(" ".join(row["instruction"].split()[:3]))
@@ -46,7 +46,7 @@ def test_mt_bench_questions_become_two_turn_prompts_with_references_where_given(
     prompts = load_prompts([str(MT_BENCH)])
     assert len(prompts) == 80
     assert all(len(p.turns) == 2 and len(p.references) == 2 for p in prompts)
-    assert all(p.references == ["", ""] for p, r in zip(prompts, rows(MT_BENCH)) if "reference" not in r)
+    assert all(p.references == ["", ""] for p, r in zip(prompts, rows(MT_BENCH), strict=False) if "reference" not in r)
     first = rows(MT_BENCH)[0]
     assert prompts[0].turns == first["turns"] and prompts[0].source_id == str(first["question_id"])
     assert prompts[0].category == "writing"
@@ -82,10 +82,9 @@ def test_ids_do_not_depend_on_the_path_spelling_or_working_directory(tmp_path, m
 
 
 def test_csv_source_with_custom_column_mapping(tmp_path):
-    path = write(tmp_path / "quiz.csv", 'q,a,topic\n'
-                                        'What is 6 times 7?,42,math\n'
-                                        '\n'
-                                        '"Name a colour, any colour.",Blue,art\n')
+    path = write(
+        tmp_path / "quiz.csv", 'q,a,topic\nWhat is 6 times 7?,42,math\n\n"Name a colour, any colour.",Blue,art\n'
+    )
     prompts = load_prompts([str(path)], Mapping(instruction="q", output="a", category="topic"))
     assert [(p.turns, p.references, p.category, p.source_line) for p in prompts] == [
         (["What is 6 times 7?"], ["42"], "math", 2),
@@ -103,10 +102,14 @@ def test_csv_line_numbers_count_the_lines_of_a_multiline_cell(tmp_path):
         load_prompts([str(path)], Mapping(instruction="q", output="a"))
 
 
-@pytest.mark.parametrize("files", [
-    {"a/tasks.jsonl": '{"instruction": "Say hello."}\n', "b/tasks.jsonl": '{"instruction": "Say goodbye."}\n'},
-    {"tasks.jsonl": '{"id": "1", "instruction": "Say hello."}\n{"id": "1", "instruction": "Say goodbye."}\n'},
-], ids=["same_file_name", "repeated_row_id"])
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"a/tasks.jsonl": '{"instruction": "Say hello."}\n', "b/tasks.jsonl": '{"instruction": "Say goodbye."}\n'},
+        {"tasks.jsonl": '{"id": "1", "instruction": "Say hello."}\n{"id": "1", "instruction": "Say goodbye."}\n'},
+    ],
+    ids=["same_file_name", "repeated_row_id"],
+)
 def test_different_prompts_never_share_an_id(tmp_path, files):
     paths = [str(write(tmp_path / name, text)) for name, text in files.items()]
     try:
@@ -123,18 +126,24 @@ def test_turns_are_normalized_but_keep_their_line_breaks():
     assert prompt.source_id == "7" and prompt.source_line == 7
 
 
-@pytest.mark.parametrize("name, text, message", [
-    ("missing.jsonl", None, r"missing\.jsonl: instruction file not found"),
-    ("tasks.txt", "Say hello.\n", r"tasks\.txt: unknown instruction format '\.txt'"),
-    ("broken.jsonl", '{"instruction": "ok"}\n{"instruction": \n', r"broken\.jsonl:2: not valid JSON"),
-    ("noinst.jsonl", '{"instruction": "ok"}\n\n{"task": "Say hello."}\n',
-     r"noinst\.jsonl:3: no instruction .*found: task\); set instructions\.instruction_field"),
-    ("empty.jsonl", "\n\n", r"empty\.jsonl: no instructions found"),
-    ("turns_str.jsonl", '{"turns": "Say hello."}\n', r"turns_str\.jsonl:1: 'turns' must be a non-empty list"),
-    ("turns_empty.jsonl", '{"turns": []}\n', r"turns_empty\.jsonl:1: 'turns' must be a non-empty list"),
-    ("turn_obj.jsonl", '{"turns": [{"text": "hi"}]}\n', r"turn_obj\.jsonl:1: 'turns' is dict, not text"),
-    ("row_list.jsonl", '["Say hello."]\n', r"row_list\.jsonl:1: a row must be an object"),
-])
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("missing.jsonl", None, r"missing\.jsonl: instruction file not found"),
+        ("tasks.txt", "Say hello.\n", r"tasks\.txt: unknown instruction format '\.txt'"),
+        ("broken.jsonl", '{"instruction": "ok"}\n{"instruction": \n', r"broken\.jsonl:2: not valid JSON"),
+        (
+            "noinst.jsonl",
+            '{"instruction": "ok"}\n\n{"task": "Say hello."}\n',
+            r"noinst\.jsonl:3: no instruction .*found: task\); set instructions\.instruction_field",
+        ),
+        ("empty.jsonl", "\n\n", r"empty\.jsonl: no instructions found"),
+        ("turns_str.jsonl", '{"turns": "Say hello."}\n', r"turns_str\.jsonl:1: 'turns' must be a non-empty list"),
+        ("turns_empty.jsonl", '{"turns": []}\n', r"turns_empty\.jsonl:1: 'turns' must be a non-empty list"),
+        ("turn_obj.jsonl", '{"turns": [{"text": "hi"}]}\n', r"turn_obj\.jsonl:1: 'turns' is dict, not text"),
+        ("row_list.jsonl", '["Say hello."]\n', r"row_list\.jsonl:1: a row must be an object"),
+    ],
+)
 def test_bad_sources_fail_naming_file_and_line(tmp_path, name, text, message):
     path = tmp_path / name
     if text is not None:

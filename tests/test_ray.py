@@ -18,8 +18,13 @@ STAGES = ("seeds", "profiles", "split", "prompts", "dialogues", "curate")
 @pytest.fixture
 def ray_args(tmp_path_factory) -> list[str]:
     # Ray's files in the test's tmp, under a short name: its socket paths must fit in 107 bytes.
-    return ["executor=ray", "ray.replicas=2", "ray.num_cpus=2", f"ray.temp_dir={tmp_path_factory.mktemp('ray')}",
-            "ray.start_timeout_s=300"]
+    return [
+        "executor=ray",
+        "ray.replicas=2",
+        "ray.num_cpus=2",
+        f"ray.temp_dir={tmp_path_factory.mktemp('ray')}",
+        "ray.start_timeout_s=300",
+    ]
 
 
 def rows(folder) -> dict[str, list]:
@@ -71,30 +76,56 @@ def test_ray_run_killed_and_relaunched_has_the_rows_of_the_single_process_run(ti
     assert session_alive(relaunch.pid) == []
 
 
-@pytest.mark.parametrize("args, message", [
-    (["ray.gpus_per_replica=1"], "need 2 GPUs; the cluster has 0"),
-    (["backend.tensor_parallel_size=2"], "backend.tensor_parallel_size=2 needs GPUs; the cluster has none"),
-    (["ray.replicas=3"], "need 3 CPUs; the cluster has 2"),
-])
-def test_what_the_cluster_cannot_host_is_an_immediate_error_and_nothing_is_written(tiny_model, tmp_path, ray_args, args, message):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ray.gpus_per_replica=1"], "need 2 GPUs; the cluster has 0"),
+        (["backend.tensor_parallel_size=2"], "backend.tensor_parallel_size=2 needs GPUs; the cluster has none"),
+        (["ray.replicas=3"], "need 3 CPUs; the cluster has 2"),
+    ],
+)
+def test_what_the_cluster_cannot_host_is_an_immediate_error_and_nothing_is_written(
+    tiny_model, tmp_path, ray_args, args, message
+):
     out = tmp_path / "run"
     # The bound is the subprocess timeout: a replica waiting for a GPU that never comes would hit it.
-    result = run_cli("synth", "synth/recipes/demo.yaml", "backend.model=tiny", "seeds.sample=4", *ray_args, *args,
-                     f"out={out}", timeout=180)
+    result = run_cli(
+        "synth",
+        "synth/recipes/demo.yaml",
+        "backend.model=tiny",
+        "seeds.sample=4",
+        *ray_args,
+        *args,
+        f"out={out}",
+        timeout=180,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr
     assert not list(out.rglob("manifest.json")) and not list(out.rglob("*.arrow"))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["executor=slurm"], "executor=slurm: use 'local' or 'ray'"),
-    (["backend.kind=openai", "backend.base_url=http://127.0.0.1:9/v1"], "executor=ray runs vLLM replicas; backend.kind=openai"),
-    (["ray.address=127.0.0.1:9"], "ray.address=127.0.0.1:9"),
-    (["ray.temp_dir=/tmp/" + "x" * 60], "too long for Ray's socket paths"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["executor=slurm"], "executor=slurm: use 'local' or 'ray'"),
+        (
+            ["backend.kind=openai", "backend.base_url=http://127.0.0.1:9/v1"],
+            "executor=ray runs vLLM replicas; backend.kind=openai",
+        ),
+        (["ray.address=127.0.0.1:9"], "ray.address=127.0.0.1:9"),
+        (["ray.temp_dir=/tmp/" + "x" * 60], "too long for Ray's socket paths"),
+    ],
+)
 def test_ray_recipe_mistakes_are_named(tiny_model, tmp_path, ray_args, args, message):
-    result = run_cli("synth", "synth/recipes/demo.yaml", "backend.model=tiny", *ray_args, *args, f"out={tmp_path / 'run'}",
-                     timeout=180)
+    result = run_cli(
+        "synth",
+        "synth/recipes/demo.yaml",
+        "backend.model=tiny",
+        *ray_args,
+        *args,
+        f"out={tmp_path / 'run'}",
+        timeout=180,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr
     assert not list((tmp_path / "run").rglob("manifest.json"))

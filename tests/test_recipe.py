@@ -53,9 +53,18 @@ def test_shipped_recipe_first_line_is_a_comment_with_the_command_that_runs_it(pa
 
 
 def test_overrides_reach_the_resolved_recipe():
-    recipe = load_recipe(ROOT / "synth/recipes/demo.yaml",
-                         ["backend.model=tiny", "seeds.sample=5", "profiles.temperature=1", "backend.kv_cache_gb=0.25",
-                          "seeds.source=/data/x.jsonl", "out=runs/x", "name=123"])
+    recipe = load_recipe(
+        ROOT / "synth/recipes/demo.yaml",
+        [
+            "backend.model=tiny",
+            "seeds.sample=5",
+            "profiles.temperature=1",
+            "backend.kv_cache_gb=0.25",
+            "seeds.source=/data/x.jsonl",
+            "out=runs/x",
+            "name=123",
+        ],
+    )
     resolved = as_dict(recipe)
     assert resolved["backend"]["model"] == "tiny"
     assert resolved["seeds"]["sample"] == 5
@@ -65,7 +74,11 @@ def test_overrides_reach_the_resolved_recipe():
     assert resolved["out"] == "runs/x"
     assert resolved["name"] == "123"  # a YAML int given for a text knob is meant as text
     # Untouched keys keep the recipe's values, and the defaults fill the rest.
-    assert resolved["seed"] == 1234 and resolved["profiles"]["max_tokens"] == 768 and resolved["backend"]["kind"] == "vllm"
+    assert (
+        resolved["seed"] == 1234
+        and resolved["profiles"]["max_tokens"] == 768
+        and resolved["backend"]["kind"] == "vllm"
+    )
     assert resolved["profiles"]["repetition_penalty"] == 1.0  # not in demo.yaml: the default
 
 
@@ -106,13 +119,16 @@ def test_unknown_override_key_with_nothing_close_still_names_the_key():
     assert "unknown recipe key 'zzzzzz'" in message
 
 
-@pytest.mark.parametrize("override, key, expected", [
-    ("seeds.sample=abc", "seeds.sample", "int"),
-    ("seeds.sample=true", "seeds.sample", "int"),
-    ("seeds.sample=1.5", "seeds.sample", "int"),
-    ("profiles.temperature=hot", "profiles.temperature", "float"),
-    ("backend.model=[a, b]", "backend.model", "str"),
-])
+@pytest.mark.parametrize(
+    "override, key, expected",
+    [
+        ("seeds.sample=abc", "seeds.sample", "int"),
+        ("seeds.sample=true", "seeds.sample", "int"),
+        ("seeds.sample=1.5", "seeds.sample", "int"),
+        ("profiles.temperature=hot", "profiles.temperature", "float"),
+        ("backend.model=[a, b]", "backend.model", "str"),
+    ],
+)
 def test_override_of_the_wrong_type_names_the_key_and_the_expected_type(override, key, expected):
     message = recipe_error(None, [override])
     assert key in message and f"expected {expected}" in message
@@ -129,11 +145,14 @@ def test_section_given_a_scalar_is_reported():
     assert "'seeds' is a section" in message
 
 
-@pytest.mark.parametrize("text, line", [
-    ("name: demo\nseed: 1\nprofiles:\n  max_tokens: 5\n   temperature: 0.1\n", 5),
-    ("name: demo\nseeds:\n  source: [builtin\nseed: 2\n", 4),
-    ("name: demo\nseed: 1\n\tout: x\n", 3),
-])
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ("name: demo\nseed: 1\nprofiles:\n  max_tokens: 5\n   temperature: 0.1\n", 5),
+        ("name: demo\nseeds:\n  source: [builtin\nseed: 2\n", 4),
+        ("name: demo\nseed: 1\n\tout: x\n", 3),
+    ],
+)
 def test_malformed_yaml_names_file_and_line(tmp_path, text, line):
     path = write(tmp_path / "r.yaml", text)
     message = recipe_error(path)
@@ -220,11 +239,15 @@ def test_cli_output_under_a_regular_file_exits_2_naming_out(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "model"]
 
 
-@pytest.mark.parametrize("override,expected", [
-    ("backend.model=/nonexistent/model", ["backend.model=/nonexistent/model"]),
-    ("backend.kind=vlm", ["backend.kind=vlm", "'vllm'", "'openai'"]),  # before the seeds stage is written
-    ("backend.model=a: b: c", ["backend.model=a: b: c"]),
-], ids=["nonexistent_model_path", "unknown_backend_kind", "override_not_valid_yaml"])
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("backend.model=/nonexistent/model", ["backend.model=/nonexistent/model"]),
+        ("backend.kind=vlm", ["backend.kind=vlm", "'vllm'", "'openai'"]),  # before the seeds stage is written
+        ("backend.model=a: b: c", ["backend.model=a: b: c"]),
+    ],
+    ids=["nonexistent_model_path", "unknown_backend_kind", "override_not_valid_yaml"],
+)
 def test_cli_bad_override_exits_2_naming_it_and_writes_nothing(tmp_path, override, expected):
     out = tmp_path / "run"
     result = run_cli("synth", "synth/recipes/demo.yaml", override, "seeds.sample=2", f"out={out}")

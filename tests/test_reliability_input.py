@@ -95,11 +95,18 @@ def test_a_request_cache_that_is_not_a_database_is_an_error_naming_it(tmp_path):
     assert path.read_bytes() == b"garbage!" * 512
 
 
-@pytest.mark.parametrize("content,message", [
-    ('{"persona": "A pilot"}\n'.encode("utf-16"), r":1: UTF-16 text"),
-    ('{"persona": "A pilot"}\n'.encode("utf-16-le"), r":1: a NUL byte at column 2"),
-    (b'{"persona": "A pilot"}\n{"persona": "' + b"x" * MAX_LINE_BYTES + b'"}\n', r":2: a line of 1\.0 MiB, over the 1 MiB"),
-], ids=["utf16_with_bom", "utf16_without_bom", "over_long_line"])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ('{"persona": "A pilot"}\n'.encode("utf-16"), r":1: UTF-16 text"),
+        ('{"persona": "A pilot"}\n'.encode("utf-16-le"), r":1: a NUL byte at column 2"),
+        (
+            b'{"persona": "A pilot"}\n{"persona": "' + b"x" * MAX_LINE_BYTES + b'"}\n',
+            r":2: a line of 1\.0 MiB, over the 1 MiB",
+        ),
+    ],
+    ids=["utf16_with_bom", "utf16_without_bom", "over_long_line"],
+)
 def test_a_seed_file_that_is_not_utf8_text_names_file_and_line(tmp_path, content, message):
     path = tmp_path / "seeds.jsonl"
     path.write_bytes(content)
@@ -108,5 +115,11 @@ def test_a_seed_file_that_is_not_utf8_text_names_file_and_line(tmp_path, content
 
 
 def test_an_override_whose_value_is_a_path_is_not_taken_for_a_recipe_file():
-    assert _recipe_args(Path("seeds.source=/data/seeds.jsonl"), ["out=runs/x"]) == (None, ["seeds.source=/data/seeds.jsonl", "out=runs/x"])
-    assert _recipe_args(Path("runs/a=b/recipe.yaml"), []) == (Path("runs/a=b/recipe.yaml"), [])  # a path, reported as not found
+    assert _recipe_args(Path("seeds.source=/data/seeds.jsonl"), ["out=runs/x"]) == (
+        None,
+        ["seeds.source=/data/seeds.jsonl", "out=runs/x"],
+    )
+    assert _recipe_args(Path("runs/a=b/recipe.yaml"), []) == (
+        Path("runs/a=b/recipe.yaml"),
+        [],
+    )  # a path, reported as not found

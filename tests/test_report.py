@@ -46,10 +46,21 @@ def stage(name: str, out_type, process, chunk_size: int = 4) -> Stage:
 
 def make_character(p: Persona, i: int) -> Character:
     name, age, language, experience = PROFILES[i]
-    fields = ProfileFields(name=name, age=age, gender="unspecified", race="unspecified", born_place="somewhere",
-                           appearance="Medium height.", experience=experience, personality=f"Personality number {i}.",
-                           speech_style="Direct.", catchphrases=["Right then."], relationships=["a sister"],
-                           likes=["tea"], dislikes=["noise"])
+    fields = ProfileFields(
+        name=name,
+        age=age,
+        gender="unspecified",
+        race="unspecified",
+        born_place="somewhere",
+        appearance="Medium height.",
+        experience=experience,
+        personality=f"Personality number {i}.",
+        speech_style="Direct.",
+        catchphrases=["Right then."],
+        relationships=["a sister"],
+        likes=["tea"],
+        dislikes=["noise"],
+    )
     return character(p, fields, language, "planted", i, 1)
 
 
@@ -71,7 +82,7 @@ def profiles_process(chunk, counters):
         if p.source_line == 3:
             counters.update(attempt_failed_wrong_language=1, requests_generated=1, prompt_tokens=100, output_tokens=50)
         if p.source_line == 7:
-            yield Reject(id=p.id, stage="profiles", reason="truncated", output="{\"name\": \"Kai")
+            yield Reject(id=p.id, stage="profiles", reason="truncated", output='{"name": "Kai')
         else:
             yield make_character(p, p.source_line - 1)
 
@@ -86,9 +97,20 @@ def split_process(chunk, counters):
         yield c.model_copy(update={"split": SPLIT_OF[i]})
 
 
-PROMPTS = [Prompt(id=f"q-{i}", source="planted.jsonl", source_id=str(i), source_line=i + 1, turns=[text], references=[""],
-                  language="en") for i, text in enumerate(["What did you do today?", "Tell me about your work.",
-                                                           "What did you do today?", "What do you fear most?"])]
+PROMPTS = [
+    Prompt(
+        id=f"q-{i}",
+        source="planted.jsonl",
+        source_id=str(i),
+        source_line=i + 1,
+        turns=[text],
+        references=[""],
+        language="en",
+    )
+    for i, text in enumerate(
+        ["What did you do today?", "Tell me about your work.", "What did you do today?", "What do you fear most?"]
+    )
+]
 
 
 def prompts_process(chunk, counters):
@@ -99,11 +121,29 @@ def prompts_process(chunk, counters):
 def dialogue(task: Task, c: Character, prompt: Prompt, reply: str, turns: int) -> Dialogue:
     messages = [Message(role="system", content=c.system_prompt)]
     for t in range(turns):
-        messages += [Message(role="user", content=prompt.turns[0] + f" ({t})"), Message(role="assistant", content=reply)]
-    return Dialogue(id=task.id, messages=messages, character_id=c.id, character_name=c.name, mode=task.mode, split=task.split,
-                    prompt_id=prompt.id, prompt_source=prompt.source, prompt_source_id=prompt.source_id, turns=turns,
-                    language=c.language, system_template=c.system_template, model="planted", seed=1, requests=turns,
-                    prompt_tokens=300 * turns, output_tokens=40 * turns)
+        messages += [
+            Message(role="user", content=prompt.turns[0] + f" ({t})"),
+            Message(role="assistant", content=reply),
+        ]
+    return Dialogue(
+        id=task.id,
+        messages=messages,
+        character_id=c.id,
+        character_name=c.name,
+        mode=task.mode,
+        split=task.split,
+        prompt_id=prompt.id,
+        prompt_source=prompt.source,
+        prompt_source_id=prompt.source_id,
+        turns=turns,
+        language=c.language,
+        system_template=c.system_template,
+        model="planted",
+        seed=1,
+        requests=turns,
+        prompt_tokens=300 * turns,
+        output_tokens=40 * turns,
+    )
 
 
 def make_dialogues_process(characters: dict[str, Character], prompts: dict[str, Prompt]):
@@ -118,8 +158,11 @@ def make_dialogues_process(characters: dict[str, Character], prompts: dict[str, 
                 yield Reject(id=task.id, stage="dialogues", reason="empty")
             else:
                 counters["kept_output_tokens"] += 75
-                reply = LONG_REPLY if (c.name, task.prompt_id) == ("Darnell Brooks", "q-3") else f"{c.name} here, fine."
+                reply = (
+                    LONG_REPLY if (c.name, task.prompt_id) == ("Darnell Brooks", "q-3") else f"{c.name} here, fine."
+                )
                 yield dialogue(task, c, prompts[task.prompt_id], reply, 1 + len(task.prompt_id + c.name) % 2)
+
     return process
 
 
@@ -134,21 +177,33 @@ def curate_process(chunk, counters):
 
 def build_run(run: Path, *, dataset: bool = True) -> Path:
     personas = [persona(text, "personahub", n) for n, text in enumerate(SEED_TEXTS, start=1)]
-    personas += [personas[0].model_copy(update={"source_line": 99}), Persona(id="p-empty", text="", language="en",
-                                                                           source="personahub", source_line=50)]
+    personas += [
+        personas[0].model_copy(update={"source_line": 99}),
+        Persona(id="p-empty", text="", language="en", source="personahub", source_line=50),
+    ]
     run_stage(stage("seeds", Persona, seeds_process), personas, run / "seeds", {})
-    run_stage(stage("profiles", Character, profiles_process), load_records(run / "seeds", Persona), run / "profiles", {})
+    run_stage(
+        stage("profiles", Character, profiles_process), load_records(run / "seeds", Persona), run / "profiles", {}
+    )
     run_stage(stage("split", Character, split_process), load_records(run / "profiles", Character), run / "split", {})
     run_stage(stage("prompts", Prompt, prompts_process), PROMPTS, run / "prompts", {})
     characters = {c.id: c for c in load_records(run / "split", Character)}
     prompts = {p.id: p for p in load_records(run / "prompts", Prompt)}
-    tasks = [Task(id=f"d-{c.name[:4]}-{p}-{mode}", prompt_id=p, character_id=c.id, mode=mode, user_turns=1, split=c.split)
-             for c in characters.values() for p, mode in zip(prompts, "RGR")]
+    tasks = [
+        Task(id=f"d-{c.name[:4]}-{p}-{mode}", prompt_id=p, character_id=c.id, mode=mode, user_turns=1, split=c.split)
+        for c in characters.values()
+        for p, mode in zip(prompts, "RGR", strict=False)
+    ]
     run_stage(stage("dialogues", Dialogue, make_dialogues_process(characters, prompts)), tasks, run / "dialogues", {})
     run_stage(stage("curate", Dialogue, curate_process), load_records(run / "dialogues", Dialogue), run / "curate", {})
     if dataset:
-        write_dataset(run / "dataset", load_records(run / "curate", Dialogue), list(characters.values()), [],
-                      info={"recipe": "planted", "model": "planted"})
+        write_dataset(
+            run / "dataset",
+            load_records(run / "curate", Dialogue),
+            list(characters.values()),
+            [],
+            info={"recipe": "planted", "model": "planted"},
+        )
     return run
 
 
@@ -175,27 +230,52 @@ def assert_valid_png(path: Path) -> None:
 
 # --- numbers -------------------------------------------------------------------------------------------------------
 
+
 def test_kept_and_dropped_by_reason_are_counted_exactly_with_their_shares(planted):
     o = gather(planted)["outcomes"]
-    assert o["seeds"] == {"inputs": 11, "kept": 7, "not_sampled": 2, "dropped": {"duplicate": 1, "empty": 1},
-                          "share": {"kept": 7 / 11, "not_sampled": 2 / 11, "dropped": {"duplicate": 1 / 11, "empty": 1 / 11}},
-                          "retried": {}, "other": {}}
+    assert o["seeds"] == {
+        "inputs": 11,
+        "kept": 7,
+        "not_sampled": 2,
+        "dropped": {"duplicate": 1, "empty": 1},
+        "share": {"kept": 7 / 11, "not_sampled": 2 / 11, "dropped": {"duplicate": 1 / 11, "empty": 1 / 11}},
+        "retried": {},
+        "other": {},
+    }
     assert o["profiles"]["dropped"] == {"truncated": 1} and o["profiles"]["kept"] == 6
-    assert o["profiles"]["share"]["dropped"] == {"truncated": 1 / 7} and o["profiles"]["retried"] == {"wrong_language": 1}
+    assert o["profiles"]["share"]["dropped"] == {"truncated": 1 / 7} and o["profiles"]["retried"] == {
+        "wrong_language": 1
+    }
     assert o["split"]["dropped"] == {"heldout_near_duplicate": 1} and o["split"]["kept"] == 5
     assert o["prompts"]["dropped"] == {"duplicate": 1} and o["prompts"]["share"]["kept"] == 3 / 4
-    assert (o["dialogues"]["inputs"], o["dialogues"]["kept"], o["dialogues"]["dropped"]) == (15, 12, {"echo": 2, "empty": 1})
+    assert (o["dialogues"]["inputs"], o["dialogues"]["kept"], o["dialogues"]["dropped"]) == (
+        15,
+        12,
+        {"echo": 2, "empty": 1},
+    )
     assert o["dialogues"]["share"]["dropped"] == {"echo": 2 / 15, "empty": 1 / 15}
 
 
 def test_tokens_yield_and_prefix_cache_share_come_from_the_counters(planted):
     t = gather(planted)["tokens"]
-    assert t["per_stage"]["profiles"] == {"prompt_tokens": 800, "cached_prompt_tokens": 420, "output_tokens": 400,
-                                          "reused_prompt_tokens": 0, "reused_output_tokens": 0,
-                                          "requests_generated": 8, "requests_cached": 0}
-    assert t["per_stage"]["dialogues"] == {"prompt_tokens": 15000, "cached_prompt_tokens": 12000, "output_tokens": 1500,
-                                           "reused_prompt_tokens": 0, "reused_output_tokens": 0,
-                                           "requests_generated": 30, "requests_cached": 0}
+    assert t["per_stage"]["profiles"] == {
+        "prompt_tokens": 800,
+        "cached_prompt_tokens": 420,
+        "output_tokens": 400,
+        "reused_prompt_tokens": 0,
+        "reused_output_tokens": 0,
+        "requests_generated": 8,
+        "requests_cached": 0,
+    }
+    assert t["per_stage"]["dialogues"] == {
+        "prompt_tokens": 15000,
+        "cached_prompt_tokens": 12000,
+        "output_tokens": 1500,
+        "reused_prompt_tokens": 0,
+        "reused_output_tokens": 0,
+        "requests_generated": 30,
+        "requests_cached": 0,
+    }
     assert t["total"]["prompt_tokens"] == 15800 and t["total"]["output_tokens"] == 1900
     assert t["yield"] == 12 * 75 / 1500 and t["prefix_cache_share"] == 12420 / 15800
     assert set(t["per_stage"]) == {"profiles", "dialogues"}  # stages that spent nothing are left out
@@ -223,12 +303,15 @@ def test_distributions_hold_one_value_per_record(planted):
     assert sum(len(v) for v in d["reply_chars"].values()) == sum(t * n for t, n in d["turns"].items())
 
 
-@pytest.mark.parametrize("check,status", [
-    ({"overlap": 0, "near_duplicates": 0}, "PASS"),
-    ({"overlap": 1, "near_duplicates": 0}, "FAIL"),
-    ({"overlap": 0, "near_duplicates": 2}, "FAIL"),
-    ({"overlap": 0}, "FAIL"),  # a missing number is not a zero
-])
+@pytest.mark.parametrize(
+    "check,status",
+    [
+        ({"overlap": 0, "near_duplicates": 0}, "PASS"),
+        ({"overlap": 1, "near_duplicates": 0}, "FAIL"),
+        ({"overlap": 0, "near_duplicates": 2}, "FAIL"),
+        ({"overlap": 0}, "FAIL"),  # a missing number is not a zero
+    ],
+)
 def test_leakage_passes_only_when_overlap_and_near_duplicates_are_zero(check, status):
     assert leakage({"leakage": check})["status"] == status
     assert leakage(None)["status"] == leakage({})["status"] == "NOT CHECKED"
@@ -243,6 +326,7 @@ def test_samples_are_deterministic_per_mode_and_clip_long_turns(planted):
 
 # --- the written report --------------------------------------------------------------------------------------------
 
+
 def test_report_names_every_stage_and_embeds_only_valid_pngs(run_copy):
     path = write_report(run_copy)
     assert path == run_copy / "report" / "report.md"
@@ -251,8 +335,16 @@ def test_report_names_every_stage_and_embeds_only_valid_pngs(run_copy):
         assert f"### {name}\n" in md
     assert "## Splits (dataset)" in md and "## Sample rows" in md
     pngs = embedded_pngs(md)
-    assert set(pngs) == {"outcomes.png", "tokens.png", "turns.png", "persona_length.png", "profile_length.png",
-                         "response_length.png", "languages.png", "balance.png"}
+    assert set(pngs) == {
+        "outcomes.png",
+        "tokens.png",
+        "turns.png",
+        "persona_length.png",
+        "profile_length.png",
+        "response_length.png",
+        "languages.png",
+        "balance.png",
+    }
     for name in pngs:
         assert_valid_png(path.parent / name)
     assert "- **Seeds**: 11 read → 7 kept (2 not sampled, 2 dropped)" in md
@@ -290,13 +382,21 @@ def test_a_run_with_only_some_stages_gets_a_report_of_those(tmp_path):
     run = build_run(tmp_path / "run", dataset=False)
     shutil.rmtree(run / "curate")
     n = gather(run)
-    assert n["stages"] == ["seeds", "profiles", "split", "prompts", "dialogues"] and n["final"]["source"] == "dialogues"
+    assert (
+        n["stages"] == ["seeds", "profiles", "split", "prompts", "dialogues"] and n["final"]["source"] == "dialogues"
+    )
     assert n["final"]["rows"] == 12 and n["leakage"]["status"] == "NOT CHECKED"
     for name in ("split", "prompts", "dialogues"):
         shutil.rmtree(run / name)
     md = write_report(run).read_text()
     assert "### seeds" in md and "### dialogues" not in md and "NOT CHECKED" in md
-    assert set(embedded_pngs(md)) == {"outcomes.png", "tokens.png", "persona_length.png", "profile_length.png", "languages.png"}
+    assert set(embedded_pngs(md)) == {
+        "outcomes.png",
+        "tokens.png",
+        "persona_length.png",
+        "profile_length.png",
+        "languages.png",
+    }
     for name in embedded_pngs(md):
         assert_valid_png(run / "report" / name)
 
@@ -305,7 +405,9 @@ def test_a_folder_without_a_finished_stage_is_refused_by_name(tmp_path):
     with pytest.raises(DramatisError, match=re.escape(str(tmp_path))):
         write_report(tmp_path)
     (tmp_path / "seeds").mkdir()
-    (tmp_path / "seeds" / "manifest.json").write_text(json.dumps({"complete": False, "counters": {}, "inputs": 3, "chunks": []}))
+    (tmp_path / "seeds" / "manifest.json").write_text(
+        json.dumps({"complete": False, "counters": {}, "inputs": 3, "chunks": []})
+    )
     with pytest.raises(DramatisError, match="no finished stage"):
         write_report(tmp_path)
     assert not (tmp_path / "report").exists()
@@ -326,9 +428,14 @@ def test_a_failed_render_leaves_the_old_report_whole(run_copy, monkeypatch):
 
 # --- a real run ----------------------------------------------------------------------------------------------------
 
+
 def test_report_of_a_real_tiny_run_matches_its_manifests(tiny_run):
     md = write_report(tiny_run).read_text()
-    manifests = {s: json.loads((tiny_run / s / "manifest.json").read_text()) for s in STAGES if (tiny_run / s / "manifest.json").exists()}
+    manifests = {
+        s: json.loads((tiny_run / s / "manifest.json").read_text())
+        for s in STAGES
+        if (tiny_run / s / "manifest.json").exists()
+    }
     assert {"seeds", "profiles", "split", "prompts", "dialogues"} <= set(manifests)
     for name in manifests:
         assert f"### {name}\n" in md
@@ -340,7 +447,10 @@ def test_report_of_a_real_tiny_run_matches_its_manifests(tiny_run):
     c = {s: m["counters"] for s, m in manifests.items()}
     assert f"- **Seeds**: {manifests['seeds']['inputs']:,} read → {c['seeds']['kept']:,} kept" in md
     assert f"- **Profiles**: {manifests['profiles']['inputs']:,} personas → {c['profiles']['kept']:,} characters" in md
-    assert f"- **Dialogues**: {manifests['dialogues']['inputs']:,} planned → {c['dialogues']['kept']:,} generated and kept" in md
+    assert (
+        f"- **Dialogues**: {manifests['dialogues']['inputs']:,} planned → {c['dialogues']['kept']:,} generated and kept"
+        in md
+    )
     spent = Counter()
     for counters in c.values():
         spent.update({k: counters.get(k, 0) for k in ("prompt_tokens", "output_tokens", "cached_prompt_tokens")})
@@ -355,8 +465,16 @@ def test_report_of_a_real_tiny_run_matches_its_manifests(tiny_run):
 
 def test_token_yield_counts_the_output_a_resumed_run_took_from_the_request_cache():
     # A resumed run generated 100 output tokens now and reused 300 from the cache; its kept rows hold 200.
-    counters = {"output_tokens": 100, "reused_output_tokens": 300, "kept_output_tokens": 200, "prompt_tokens": 50,
-                "cached_prompt_tokens": 10, "reused_prompt_tokens": 900, "requests_generated": 2, "requests_cached": 6}
+    counters = {
+        "output_tokens": 100,
+        "reused_output_tokens": 300,
+        "kept_output_tokens": 200,
+        "prompt_tokens": 50,
+        "cached_prompt_tokens": 10,
+        "reused_prompt_tokens": 900,
+        "requests_generated": 2,
+        "requests_cached": 6,
+    }
     t = tokens({"dialogues": {"counters": counters}})
     assert t["yield"] == 0.5 and t["dialogue_output_tokens"] == 400
     assert t["total"]["reused_prompt_tokens"] == 900 and t["prefix_cache_share"] == 0.2

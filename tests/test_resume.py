@@ -13,15 +13,27 @@ from synth.backend import ChatRequest
 from synth.shards import read_shard
 from tests.conftest import ROOT, kill_after_first_chunk
 
-ARGS = ["synth/recipes/demo.yaml", "backend.model=tiny", "seeds.sample=24", "chunk_size=3",
-        "profiles.max_attempts=1", "profiles.max_tokens=200", "backend.kv_cache_gb=0.25"]
+ARGS = [
+    "synth/recipes/demo.yaml",
+    "backend.model=tiny",
+    "seeds.sample=24",
+    "chunk_size=3",
+    "profiles.max_attempts=1",
+    "profiles.max_tokens=200",
+    "backend.kv_cache_gb=0.25",
+]
 
 
 def _start(out: Path) -> subprocess.Popen:
     # Its own session, so SIGKILL reaches vLLM's engine process too, as a machine crash would.
-    return subprocess.Popen([sys.executable, "-m", "synth.cli", "synth", *ARGS, f"out={out}"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return subprocess.Popen(
+        [sys.executable, "-m", "synth.cli", "synth", *ARGS, f"out={out}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
 
 
 def _rows(stage: Path) -> dict[str, list]:
@@ -86,9 +98,20 @@ def _session(sid: int) -> list[str]:
 def test_request_cache_keys_stay_those_earlier_versions_wrote():
     # A cache.sqlite from an earlier version must still be hit after an upgrade, so a key is pinned here:
     # these two hex strings are what the previous implementation (dataclasses.asdict) computed.
-    full = ChatRequest(messages=[{"role": "system", "content": "Tu es Ana, 34 ans."}, {"role": "user", "content": "Où es-tu née ?"}],
-                       seed=7, max_tokens=128, temperature=0.7, top_p=0.9, top_k=40, repetition_penalty=1.1,
-                       stop=("<end_of_turn>", "\n\n"), json_schema={"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}})
+    full = ChatRequest(
+        messages=[{"role": "system", "content": "Tu es Ana, 34 ans."}, {"role": "user", "content": "Où es-tu née ?"}],
+        seed=7,
+        max_tokens=128,
+        temperature=0.7,
+        top_p=0.9,
+        top_k=40,
+        repetition_penalty=1.1,
+        stop=("<end_of_turn>", "\n\n"),
+        json_schema={"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
+    )
     assert full.key("gemma3-270m") == "7744e298f9e502ed781f20dd26131fc6af8adb6d3c2c9e01bd69d44189429990"
-    assert ChatRequest(messages=[{"role": "user", "content": "hi"}], seed=0).key("tiny") == "52f89b8151461586aac575d1864406dab8d65623a8cc65e6f4f0bac9eb539bbf"
+    assert (
+        ChatRequest(messages=[{"role": "user", "content": "hi"}], seed=0).key("tiny")
+        == "52f89b8151461586aac575d1864406dab8d65623a8cc65e6f4f0bac9eb539bbf"
+    )
     assert full.key("other-model") != full.key("gemma3-270m")

@@ -124,9 +124,9 @@ def test_bom_crlf_and_blank_lines_give_the_same_personas_as_the_clean_file(tmp_p
 
 def test_csv_with_a_persona_column_loads_quoted_fields_and_reports_file_lines(tmp_path):
     content = (
-        '\ufeffid,persona,age\r\n'
+        "\ufeffid,persona,age\r\n"
         '1,"A chef, who bakes bread at dawn",40\r\n'
-        '\r\n'
+        "\r\n"
         '2,"Eine Ärztin, die in Wien arbeitet",35\r\n'
     )
     personas = load_seeds(str(write(tmp_path / "seeds.csv", content)))
@@ -178,7 +178,9 @@ def test_line_without_the_field_lists_the_keys_found_and_suggests_seeds_field(tm
     assert_error(exc, f"{path}:2", "'persona'", "text, lang", "seeds.field=")
 
 
-@pytest.mark.parametrize("value, type_name", [(42, "int"), (["a", "b"], "list"), (None, "NoneType"), ({"x": 1}, "dict")])
+@pytest.mark.parametrize(
+    "value, type_name", [(42, "int"), (["a", "b"], "list"), (None, "NoneType"), ({"x": 1}, "dict")]
+)
 def test_persona_value_that_is_not_a_string_is_reported(tmp_path, value, type_name):
     path = write(tmp_path / "seeds.jsonl", jsonl([{"persona": CLEAN[0]}, {"persona": value}]))
     with pytest.raises(DramatisError) as exc:
@@ -193,7 +195,9 @@ def test_missing_seed_file_is_reported(tmp_path):
     assert_error(exc, str(path), "not found")
 
 
-@pytest.mark.parametrize("content", [b"", b"\n\n   \n", b"\xef\xbb\xbf\r\n\r\n"], ids=["empty", "blank_lines", "bom_and_crlf_only"])
+@pytest.mark.parametrize(
+    "content", [b"", b"\n\n   \n", b"\xef\xbb\xbf\r\n\r\n"], ids=["empty", "blank_lines", "bom_and_crlf_only"]
+)
 @pytest.mark.parametrize("suffix", [".jsonl", ".txt", ".csv"])
 def test_empty_or_blank_seed_file_is_reported(tmp_path, content, suffix):
     path = write(tmp_path / f"seeds{suffix}", content)
@@ -224,12 +228,18 @@ def run_seeds(folder: Path, personas: list[Persona], *overrides: str) -> tuple[d
     recipe = load_recipe(None, list(overrides))
     manifest = run_stage(seeds_stage(recipe, personas), personas, folder, as_dict(recipe))
     kept = load_records(folder, Persona)
-    rejects = [Reject.model_validate(row) for path in shard_paths(folder, rejects=True) for row in read_shard(path).to_pylist()]
+    rejects = [
+        Reject.model_validate(row)
+        for path in shard_paths(folder, rejects=True)
+        for row in read_shard(path).to_pylist()
+    ]
     return manifest, kept, rejects
 
 
 def assert_counters_add_up(manifest: dict) -> None:
-    for counters, inputs in [(manifest["counters"], manifest["inputs"])] + [(c["counters"], c["inputs"]) for c in manifest["chunks"]]:
+    for counters, inputs in [(manifest["counters"], manifest["inputs"])] + [
+        (c["counters"], c["inputs"]) for c in manifest["chunks"]
+    ]:
         accounted = counters.get("kept", 0) + counters.get("not_sampled", 0)
         accounted += sum(v for k, v in counters.items() if k.startswith("dropped_"))
         assert accounted == inputs, counters
@@ -244,7 +254,7 @@ def test_seeds_stage_rejects_exact_duplicates_after_normalization_naming_both_li
     assert [(p.text, p.source_line) for p in kept] == [(CLEAN[0], 1), (CLEAN[1], 2), (CLEAN[2], 4)]
     assert [r.reason for r in rejects] == ["duplicate", "duplicate"]
     first = {p.source_line: p for p in personas}
-    for reject, (line, original) in zip(rejects, [(3, 1), (5, 2)]):
+    for reject, (line, original) in zip(rejects, [(3, 1), (5, 2)], strict=False):
         assert reject.stage == "seeds"
         assert reject.id == reject.duplicate_of == first[original].id
         assert f"{path}:{line}" in reject.detail and f"line {original}" in reject.detail
@@ -254,7 +264,10 @@ def test_seeds_stage_rejects_exact_duplicates_after_normalization_naming_both_li
 
 
 def test_seeds_stage_rejects_empty_personas_with_reason_empty(tmp_path):
-    path = write(tmp_path / "seeds.jsonl", jsonl([{"persona": CLEAN[0]}, {"persona": ""}, {"persona": " \t "}, {"persona": CLEAN[3]}]))
+    path = write(
+        tmp_path / "seeds.jsonl",
+        jsonl([{"persona": CLEAN[0]}, {"persona": ""}, {"persona": " \t "}, {"persona": CLEAN[3]}]),
+    )
     manifest, kept, rejects = run_seeds(tmp_path / "seeds", load_seeds(str(path)))
     assert [p.source_line for p in kept] == [1, 4]
     assert [r.reason for r in rejects] == ["empty", "empty"]
@@ -267,7 +280,9 @@ def test_seeds_sample_keeps_exactly_n_the_same_n_for_the_same_seed_and_others_fo
     personas = load_seeds("builtin")
     runs = {}
     for name, seed, chunk in [("a", 7, 2048), ("b", 7, 13), ("c", 8, 2048)]:
-        manifest, kept, rejects = run_seeds(tmp_path / name, personas, "seeds.sample=10", f"seed={seed}", f"chunk_size={chunk}")
+        manifest, kept, rejects = run_seeds(
+            tmp_path / name, personas, "seeds.sample=10", f"seed={seed}", f"chunk_size={chunk}"
+        )
         assert len(kept) == 10 and not rejects
         assert manifest["counters"] == {"kept": 10, "not_sampled": len(personas) - 10}
         assert_counters_add_up(manifest)
@@ -282,14 +297,16 @@ def test_seeds_sample_never_spends_a_slot_on_an_empty_or_duplicate_persona(tmp_p
     unique = [p.text for p in load_seeds("builtin")[:12]]
     rows = unique[:4] + [""] + unique[4:] + [unique[2], "  ", unique[9]]
     path = write(tmp_path / "seeds.jsonl", jsonl([{"persona": t} for t in rows]))
-    manifest, kept, rejects = run_seeds(tmp_path / "seeds", load_seeds(str(path)), f"seeds.sample={len(unique)}", f"seed={seed}", "chunk_size=5")
+    manifest, kept, rejects = run_seeds(
+        tmp_path / "seeds", load_seeds(str(path)), f"seeds.sample={len(unique)}", f"seed={seed}", "chunk_size=5"
+    )
     assert [p.text for p in kept] == unique
     assert Counter(r.reason for r in rejects) == {"empty": 2, "duplicate": 2}
     assert_counters_add_up(manifest)
 
 
 def test_seeds_stage_counters_add_up_with_duplicates_empties_and_sampling_across_chunks(tmp_path):
-    texts = [t for _, t in zip(range(30), (p.text for p in load_seeds("builtin")))]
+    texts = [t for _, t in zip(range(30), (p.text for p in load_seeds("builtin")), strict=False)]
     rows = texts + ["", texts[0], texts[29], "   ", texts[15]]
     path = write(tmp_path / "seeds.jsonl", jsonl([{"persona": t} for t in rows]))
     manifest, kept, rejects = run_seeds(tmp_path / "seeds", load_seeds(str(path)), "seeds.sample=12", "chunk_size=4")
@@ -314,6 +331,8 @@ def test_real_1000_row_sample_in_chunks_of_300_reads_unchanged_with_datasets(tmp
 
     from_file = [row for f in files for row in datasets.Dataset.from_file(str(f)).to_list()]
     assert from_file == expected
-    loaded = datasets.load_dataset("arrow", data_files=[str(f) for f in files], split="train", cache_dir=str(tmp_path / "hf"))
+    loaded = datasets.load_dataset(
+        "arrow", data_files=[str(f) for f in files], split="train", cache_dir=str(tmp_path / "hf")
+    )
     assert loaded.column_names == list(Persona.model_fields)
     assert loaded.to_list() == expected

@@ -32,8 +32,8 @@ CHARACTERS = [character(i, "validation" if i == 5 else "train") for i in range(6
 
 def make_dataset(folder: Path, extra: list[Dialogue] = ()) -> Path:
     """8 two-turn training rows over 5 characters, 2 validation rows of a sixth: always the same rows."""
-    rows = [dialogue(f"d-{k:03d}", CHARACTERS[k % 5], TASKS[2 * k:2 * k + 2]) for k in range(8)]
-    rows += [dialogue(f"v-{k:03d}", CHARACTERS[5], TASKS[100 + 2 * k:102 + 2 * k]) for k in range(2)]
+    rows = [dialogue(f"d-{k:03d}", CHARACTERS[k % 5], TASKS[2 * k : 2 * k + 2]) for k in range(8)]
+    rows += [dialogue(f"v-{k:03d}", CHARACTERS[5], TASKS[100 + 2 * k : 102 + 2 * k]) for k in range(2)]
     write_dataset(folder, rows + list(extra), CHARACTERS, [])
     return folder
 
@@ -90,8 +90,14 @@ def test_lora_run_trains_every_adapter_weight_and_writes_its_metrics(tiny_model,
     logged = step_losses(out)
     assert sorted(logged) == [1, 2, 3, 4] and info["steps"] == 4
     assert all(math.isfinite(e["loss"]) and math.isfinite(e["grad_norm"]) and e["loss"] > 0 for e in logged.values())
-    for name in ("metrics.jsonl", "metrics.md", "loss.png", "train_info.json", "adapter/adapter_model.safetensors",
-                 "adapter/chat_template.jinja"):
+    for name in (
+        "metrics.jsonl",
+        "metrics.md",
+        "loss.png",
+        "train_info.json",
+        "adapter/adapter_model.safetensors",
+        "adapter/chat_template.jinja",
+    ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
     table = (out / "metrics.md").read_text()
@@ -110,8 +116,12 @@ def test_lora_run_trains_every_adapter_weight_and_writes_its_metrics(tiny_model,
     # the reference below is the trainer's own initialization: seed, then get_peft_model, as SFTTrainer does).
     set_seed(0)
     base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
-    initial = get_peft_model_state_dict(get_peft_model(base, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05,
-                                                                        target_modules="all-linear", task_type="CAUSAL_LM")))
+    initial = get_peft_model_state_dict(
+        get_peft_model(
+            base,
+            LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"),
+        )
+    )
     trained = load_file(out / "adapter" / "adapter_model.safetensors")
     assert set(trained) == set(initial) and len(trained) == 2 * 2 * 7  # A and B of q,k,v,o,gate,up,down in 2 layers
     for name, weight in trained.items():
@@ -156,7 +166,9 @@ def test_a_row_with_nothing_to_learn_is_refused_by_id_before_anything_trains(tin
     flagged = dialogue("d-all-flagged", c, TASKS[40:42], weights=[0, 0])
     data = make_dataset(tmp_path / "flagged", [flagged])
     out = tmp_path / "out"
-    with pytest.raises(DramatisError, match=r"train: 1 example\(s\) have no supervised token under train.loss=flags.*d-all-flagged"):
+    with pytest.raises(
+        DramatisError, match=r"train: 1 example\(s\) have no supervised token under train.loss=flags.*d-all-flagged"
+    ):
         run(recipe(tiny_model, data, out, "train.loss=flags", "train.max_steps=2"))
     assert not out.exists()
     with pytest.raises(DramatisError, match="--resume: no checkpoint"):
@@ -175,7 +187,14 @@ def test_a_row_with_nothing_to_learn_is_refused_by_id_before_anything_trains(tin
 
 def test_bad_override_exits_2_with_one_error_line_and_writes_nothing(dataset, tmp_path):
     out = tmp_path / "out"
-    proc = run_cli("train", "train/recipes/demo-lora.yaml", "train.loss=nonsense", f"data={dataset}", f"out={out}", "model.base=tiny")
+    proc = run_cli(
+        "train",
+        "train/recipes/demo-lora.yaml",
+        "train.loss=nonsense",
+        f"data={dataset}",
+        f"out={out}",
+        "model.base=tiny",
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("error: train.loss=nonsense"), proc.stderr
@@ -191,24 +210,44 @@ def test_every_shipped_recipe_loads_and_the_grid_expands_to_six_runs():
     assert {p.name for p in recipes} >= {"demo-lora.yaml", "full.yaml", "grid.yaml", "lora.yaml"}
     for path in recipes:
         check(load_train_recipe(path))
-        assert f"dramatis train train/recipes/{path.name}" in path.read_text().splitlines()[0]  # the first line: its command
+        assert (
+            f"dramatis train train/recipes/{path.name}" in path.read_text().splitlines()[0]
+        )  # the first line: its command
     grid = load_train_recipe(ROOT / "train" / "recipes" / "grid.yaml")
     runs = grid_recipes(grid)
     assert len(runs) == 6 and len({r.out for r in runs}) == 6 and len({r.name for r in runs}) == 6
-    for entry, r in zip(grid.grid, runs):
+    for entry, r in zip(grid.grid, runs, strict=False):
         check(r)
         assert r.out == str(Path(grid.out) / entry["name"]) and r.grid == [] and r.data == grid.data
-        assert (r.train.batch_size, r.train.grad_accum) == (2, 16) and r.train.packing  # the grid's shared settings survive the overrides
+        assert (r.train.batch_size, r.train.grad_accum) == (
+            2,
+            16,
+        ) and r.train.packing  # the grid's shared settings survive the overrides
     assert [(r.train.method, r.train.learning_rate, r.train.epochs) for r in runs] == [
-        ("lora", 3e-4, 3), ("lora", 6e-4, 3), ("lora", 3e-4, 6), ("full", 3e-5, 3), ("full", 6e-5, 3), ("full", 3e-5, 6)]
+        ("lora", 3e-4, 3),
+        ("lora", 6e-4, 3),
+        ("lora", 3e-4, 6),
+        ("full", 3e-5, 3),
+        ("full", 6e-5, 3),
+        ("full", 3e-5, 6),
+    ]
 
 
 def test_a_bad_grid_entry_is_refused_before_any_run_trains(tiny_model, dataset, tmp_path):
     from train.grid import run_grid
     from train.recipe import load_train_recipe
 
-    grid = load_train_recipe(None, [f"model.base={tiny_model}", f"data={dataset}", f"out={tmp_path / 'grid'}", *BASE,
-                                    "train.max_steps=1", "grid=[{name: ok, overrides: []}, {name: bad, overrides: [train.method=ful]}]"])
+    grid = load_train_recipe(
+        None,
+        [
+            f"model.base={tiny_model}",
+            f"data={dataset}",
+            f"out={tmp_path / 'grid'}",
+            *BASE,
+            "train.max_steps=1",
+            "grid=[{name: ok, overrides: []}, {name: bad, overrides: [train.method=ful]}]",
+        ],
+    )
     with pytest.raises(DramatisError, match="train.method=ful"):
         run_grid(grid)
     assert not (tmp_path / "grid" / "ok").exists()
@@ -256,8 +295,15 @@ def test_resume_from_a_checkpoint_at_an_epoch_end_continues_with_identical_losse
     assert_same_continuation(whole, stopped, 4)
 
 
-GOLDEN_OVERRIDES = [*BASE, "train.max_steps=30", "train.seed=0", "train.learning_rate=1e-3", "lora.r=8", "lora.alpha=16",
-                    "train.save_steps=30"]
+GOLDEN_OVERRIDES = [
+    *BASE,
+    "train.max_steps=30",
+    "train.seed=0",
+    "train.learning_rate=1e-3",
+    "lora.r=8",
+    "lora.alpha=16",
+    "train.save_steps=30",
+]
 
 
 def test_golden_loss_trajectory_of_a_seeded_tiny_run(tiny_model, dataset, tmp_path):
@@ -271,15 +317,31 @@ def test_golden_loss_trajectory_of_a_seeded_tiny_run(tiny_model, dataset, tmp_pa
     out = tmp_path / "golden"
     run(load_train_recipe(None, [f"model.base={tiny_model}", f"data={dataset}", f"out={out}", *GOLDEN_OVERRIDES]))
     losses = [step_losses(out)[s]["loss"] for s in range(1, 31)]
-    versions = {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__, "peft": peft.__version__}
+    versions = {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "trl": trl.__version__,
+        "peft": peft.__version__,
+    }
     if os.environ.get("DRAMATIS_REGEN_GOLDEN") == "1":
         GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(json.dumps({"overrides": ["model.base=tiny", "data=<tests/test_train.py make_dataset>", *GOLDEN_OVERRIDES],
-                                      "versions": versions, "losses": losses}, indent=2) + "\n")
+        GOLDEN.write_text(
+            json.dumps(
+                {
+                    "overrides": ["model.base=tiny", "data=<tests/test_train.py make_dataset>", *GOLDEN_OVERRIDES],
+                    "versions": versions,
+                    "losses": losses,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     golden = json.loads(GOLDEN.read_text())
-    how = (f"the tiny model's 30-step loss trajectory changed (versions then {golden['versions']}, now {versions}); if the "
-           f"change is intended, regenerate {GOLDEN.relative_to(ROOT)} with DRAMATIS_REGEN_GOLDEN=1 .venv/bin/python -m pytest "
-           f"tests/test_train.py -k golden and commit it")
+    how = (
+        f"the tiny model's 30-step loss trajectory changed (versions then {golden['versions']}, now {versions}); if the "
+        f"change is intended, regenerate {GOLDEN.relative_to(ROOT)} with DRAMATIS_REGEN_GOLDEN=1 .venv/bin/python -m pytest "
+        f"tests/test_train.py -k golden and commit it"
+    )
     assert len(golden["losses"]) == 30
     assert losses == pytest.approx(golden["losses"], abs=1e-4, rel=0), how
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.1  # and it learns: the trajectory is not a flat line
@@ -308,7 +370,7 @@ def test_packed_training_runs_and_a_packed_batch_has_the_loss_of_its_examples_ap
     by_ids = {tuple(r["input_ids"]): r["labels"] for r in rows}  # our labels travel with the ids into the packed rows
     start = 0
     for length in first["seq_lengths"]:
-        assert by_ids[tuple(first["input_ids"][start:start + length])] == first["labels"][start:start + length]
+        assert by_ids[tuple(first["input_ids"][start : start + length])] == first["labels"][start : start + length]
         start += length
     batch = DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id, padding_free=True)([first])
     assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch
@@ -325,7 +387,7 @@ def test_packed_training_runs_and_a_packed_batch_has_the_loss_of_its_examples_ap
         together = summed_loss(model(**inputs, use_cache=False).logits, batch["labels"])
         apart, start = torch.zeros(()), 0
         for length in first["seq_lengths"]:
-            ids, labels = (torch.tensor([first[k][start:start + length]]) for k in ("input_ids", "labels"))
+            ids, labels = (torch.tensor([first[k][start : start + length]]) for k in ("input_ids", "labels"))
             apart += summed_loss(model(input_ids=ids).logits, labels)
             start += length
         # The comparison can tell: one causal row over all documents (cross-document attention) scores differently.
@@ -353,11 +415,17 @@ def test_merged_export_loads_without_peft_and_serves_in_vllm(tiny_model, lora_ru
 
     plain = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32).eval()
     assert not hasattr(plain, "peft_config")
-    adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32),
-                                        str(out / "adapter")).eval()
+    adapted = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32), str(out / "adapter")
+    ).eval()
     base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
-    messages = [{"role": "system", "content": CHARACTERS[0].system_prompt}, {"role": "user", "content": TASKS[0]["instruction"]}]
-    ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+    messages = [
+        {"role": "system", "content": CHARACTERS[0].system_prompt},
+        {"role": "user", "content": TASKS[0]["instruction"]},
+    ]
+    ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)[
+        "input_ids"
+    ]
     with torch.no_grad():
         want, got, untouched = adapted(input_ids=ids).logits, plain(input_ids=ids).logits, base(input_ids=ids).logits
     assert torch.allclose(got, want, atol=1e-4, rtol=0), (got - want).abs().max()
@@ -384,11 +452,16 @@ def test_push_without_a_token_or_offline_or_to_a_bad_repo_fails_before_training(
     out = tmp_path / "out"
     args = ("train", "train/recipes/demo-lora.yaml", f"data={dataset}", f"out={out}")
     # run_cli always sets HF_HUB_OFFLINE=1 (CI has no Hub): the token and the repo id are checked before it.
-    cases = [("someone/roleplay", {}, "HF_TOKEN"), ("someone/roleplay", {"HF_TOKEN": SECRET}, "HF_HUB_OFFLINE"),
-             ("no-user-part", {"HF_TOKEN": SECRET}, "user/name")]
+    cases = [
+        ("someone/roleplay", {}, "HF_TOKEN"),
+        ("someone/roleplay", {"HF_TOKEN": SECRET}, "HF_HUB_OFFLINE"),
+        ("no-user-part", {"HF_TOKEN": SECRET}, "user/name"),
+    ]
     for repo, more_env, says in cases:
         proc = run_cli(*args, "--push", repo, env=env | more_env)
-        assert proc.returncode != 0 and says in proc.stderr and SECRET not in proc.stderr + proc.stdout, proc.stderr[-2000:]
+        assert proc.returncode != 0 and says in proc.stderr and SECRET not in proc.stderr + proc.stdout, proc.stderr[
+            -2000:
+        ]
         assert not out.exists()  # refused before the model was even loaded
 
 
@@ -400,8 +473,18 @@ def test_push_folder_is_the_merged_model_with_its_card_and_an_upload_error_hides
     out, info = lora_run
     folder = build_folder(out, "someone/roleplay")
     files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-    assert {"config.json", "model.safetensors", "chat_template.jinja", "generation_config.json", "README.md", "loss.png",
-            "metrics.md", "recipe.json", "adapter/adapter_config.json", "adapter/adapter_model.safetensors"} <= files
+    assert {
+        "config.json",
+        "model.safetensors",
+        "chat_template.jinja",
+        "generation_config.json",
+        "README.md",
+        "loss.png",
+        "metrics.md",
+        "recipe.json",
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+    } <= files
     assert "training_args.bin" not in {Path(f).name for f in files}  # a pickle of local paths stays home
     assert (folder / "model.safetensors").read_bytes() == (out / "merged" / "model.safetensors").read_bytes()
     card = ModelCard.load(folder / "README.md")
@@ -415,10 +498,14 @@ def test_push_folder_is_the_merged_model_with_its_card_and_an_upload_error_hides
         calls.append((kwargs["repo_type"], Path(kwargs["folder_path"]), self.token))
         raise ConnectionError(f"reset while sending Authorization: Bearer {SECRET}")
 
-    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **k: calls.append((k["repo_type"], repo_id, self.token)))
+    monkeypatch.setattr(
+        HfApi, "create_repo", lambda self, repo_id, **k: calls.append((k["repo_type"], repo_id, self.token))
+    )
     monkeypatch.setattr(HfApi, "upload_folder", fail)
     with pytest.raises(DramatisError, match="someone/roleplay") as e:
         push(out, "someone/roleplay", SECRET)
     assert SECRET not in str(e.value) and "rerun" in str(e.value)
     assert calls == [("model", "someone/roleplay", SECRET), ("model", folder, SECRET)]
-    assert {f: (folder / f).read_bytes() for f in files} == before  # rebuilt byte for byte: a rerun resends nothing done
+    assert {
+        f: (folder / f).read_bytes() for f in files
+    } == before  # rebuilt byte for byte: a rerun resends nothing done

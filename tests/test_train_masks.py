@@ -7,17 +7,22 @@ import pytest
 from transformers import AutoTokenizer
 
 from personas.errors import DramatisError
-from train.masks import IGNORE, TEMPLATES, supervise, training_template
 from tests.conftest import SHARED
+from train.masks import IGNORE, TEMPLATES, supervise, training_template
 
 # A real multi-turn conversation: the system message is a Persona Hub seed, the user turns real self-instruct
 # tasks, the character turns their reference answers; the second character turn is flagged weight 0.
-TASKS = [json.loads(line) for line in (SHARED / "instructions" / "self_instruct_seed_tasks.jsonl").read_text().splitlines()[:3]]
+TASKS = [
+    json.loads(line)
+    for line in (SHARED / "instructions" / "self_instruct_seed_tasks.jsonl").read_text().splitlines()[:3]
+]
 PERSONA = json.loads((SHARED / "seeds" / "personahub_tool_5k.jsonl").read_text().splitlines()[3])["persona"]
 CONVERSATION = [{"role": "system", "content": f"You are a character. {PERSONA}"}]
 for i, task in enumerate(TASKS):
-    CONVERSATION += [{"role": "user", "content": (task["instruction"] + "\n" + task["instances"][0]["input"]).strip()},
-                     {"role": "assistant", "content": task["instances"][0]["output"].strip(), "weight": 0 if i == 1 else 1}]
+    CONVERSATION += [
+        {"role": "user", "content": (task["instruction"] + "\n" + task["instances"][0]["input"]).strip()},
+        {"role": "assistant", "content": task["instances"][0]["output"].strip(), "weight": 0 if i == 1 else 1},
+    ]
 REPLIES = [m["content"] for m in CONVERSATION if m["role"] == "assistant"]
 EXPECTED_TURNS = {"all_turns": [0, 1, 2], "last_turn": [2], "flags": [0, 2]}
 
@@ -34,7 +39,7 @@ def model(request):
 def supervised_runs(example: dict) -> list[list[int]]:
     """The labelled token ids, one list per contiguous run."""
     runs, current = [], None
-    for token, label in zip(example["input_ids"], example["labels"]):
+    for token, label in zip(example["input_ids"], example["labels"], strict=False):
         if label == IGNORE:
             current = None
             continue
@@ -65,7 +70,7 @@ def test_supervised_tokens_are_exactly_the_kept_character_turns_and_their_end_to
     # Token for token what the tokenizer makes of that text (the turn boundaries fall on token boundaries).
     assert runs == [tok(REPLIES[i] + eot, add_special_tokens=False)["input_ids"] for i in EXPECTED_TURNS[policy]]
     # Nothing from the system or user turns is supervised.
-    supervised_text = tok.decode([t for t, label in zip(example["input_ids"], example["labels"]) if label != IGNORE])
+    supervised_text = tok.decode([t for t, label in zip(example["input_ids"], example["labels"], strict=False) if label != IGNORE])
     for message in CONVERSATION:
         if message["role"] != "assistant":
             assert message["content"][:40] not in supervised_text
@@ -74,7 +79,9 @@ def test_supervised_tokens_are_exactly_the_kept_character_turns_and_their_end_to
 def test_a_message_without_a_weight_is_trained_under_flags(model):
     tok, template, _, eot = model
     unflagged = [{k: v for k, v in m.items() if k != "weight"} for m in CONVERSATION]
-    none_weight = [{**m, "weight": None} if m["role"] == "assistant" else m for m in CONVERSATION]  # Arrow's missing value
+    none_weight = [
+        {**m, "weight": None} if m["role"] == "assistant" else m for m in CONVERSATION
+    ]  # Arrow's missing value
     for messages in (unflagged, none_weight):
         runs = supervised_runs(supervise(messages, tok, template, "flags", 4096))
         assert [tok.decode(r) for r in runs] == [reply + eot for reply in REPLIES]
@@ -86,8 +93,9 @@ def test_the_training_template_renders_what_the_model_sees_at_inference(model):
     trained = tok.apply_chat_template(plain, tokenize=False, chat_template=template)
     assert tok.apply_chat_template(plain, tokenize=False) == trained  # the folder's own (inference) template
     prompt = plain[:-1]
-    assert (tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-            == tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True, chat_template=template))
+    assert tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True) == tok.apply_chat_template(
+        prompt, tokenize=False, add_generation_prompt=True, chat_template=template
+    )
     # And the ids supervise() trains on are the ones the inference template tokenizes to.
     ids = supervise(CONVERSATION, tok, template, "all_turns", 4096)["input_ids"]
     assert ids == tok.apply_chat_template(plain, tokenize=True, return_dict=True)["input_ids"]
@@ -101,7 +109,7 @@ def test_gemma_template_trims_the_reply_and_leaves_the_newline_after_end_of_turn
     runs = supervised_runs(example)
     assert [tok.decode(r) for r in runs] == ["Well then.<end_of_turn>"]
     end = max(i for i, label in enumerate(example["labels"]) if label != IGNORE)
-    assert tok.decode(example["input_ids"][end + 1:]) == "\n" and example["labels"][end + 1:] == [IGNORE]
+    assert tok.decode(example["input_ids"][end + 1 :]) == "\n" and example["labels"][end + 1 :] == [IGNORE]
 
 
 def test_max_length_cuts_ids_and_labels_together(model):
@@ -153,12 +161,16 @@ def test_a_template_whose_blocks_disagree_with_the_turns_is_refused(tiny_model):
     last_only = tok.chat_template.replace(
         "{% generation %}{{- message['content'] + '<|im_end|>' }}{% endgeneration %}",
         "{% if loop.last %}{% generation %}{{- message['content'] + '<|im_end|>' }}{% endgeneration %}"
-        "{% else %}{{- message['content'] + '<|im_end|>' }}{% endif %}")
+        "{% else %}{{- message['content'] + '<|im_end|>' }}{% endif %}",
+    )
     assert last_only != tok.chat_template
     with pytest.raises(DramatisError, match="marks 1 generation blocks for 3 character turns"):
         supervise(CONVERSATION, tok, last_only, "last_turn", 4096)
     # One block spanning every turn: also refused, not silently trained on the user turns in between.
-    whole = ("{% generation %}" + tok.chat_template.replace("{% generation %}", "").replace("{% endgeneration %}", "")
-             + "{% endgeneration %}")
+    whole = (
+        "{% generation %}"
+        + tok.chat_template.replace("{% generation %}", "").replace("{% endgeneration %}", "")
+        + "{% endgeneration %}"
+    )
     with pytest.raises(DramatisError, match="marks 1 generation blocks for 3 character turns"):
         supervise(CONVERSATION, tok, whole, "all_turns", 4096)

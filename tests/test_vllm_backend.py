@@ -9,8 +9,15 @@ from synth.backend import ChatRequest
 from synth.cache import RequestCache
 from synth.llm import complete
 
-SCHEMA = {"type": "object", "additionalProperties": False, "required": ["name", "age"],
-          "properties": {"name": {"type": "string", "maxLength": 12}, "age": {"type": "integer", "minimum": 0, "maximum": 99}}}
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "age"],
+    "properties": {
+        "name": {"type": "string", "maxLength": 12},
+        "age": {"type": "integer", "minimum": 0, "maximum": 99},
+    },
+}
 
 
 def _chat(text: str, seed: int, **kw) -> ChatRequest:
@@ -28,7 +35,10 @@ def test_chat_returns_text_token_counts_and_finish_reason_in_request_order(tiny_
 
 
 def test_same_seed_gives_same_text_and_other_seeds_differ(tiny_engine):
-    same = tiny_engine.generate([_chat("Who are you?", seed=7, max_tokens=24)] * 2 + [_chat("Who are you?", seed=s, max_tokens=24) for s in (8, 9)])
+    same = tiny_engine.generate(
+        [_chat("Who are you?", seed=7, max_tokens=24)] * 2
+        + [_chat("Who are you?", seed=s, max_tokens=24) for s in (8, 9)]
+    )
     assert same[0].text == same[1].text
     assert len({r.text for r in same}) >= 2
 
@@ -53,7 +63,10 @@ def test_request_cache_serves_a_finished_request_without_the_engine(tiny_engine,
 
 def test_prefix_cache_serves_a_repeated_prompt(tiny_engine):
     system = {"role": "system", "content": "You are Eamon Gallagher, a retired lighthouse keeper. " * 20}
-    requests = [ChatRequest(messages=[system, {"role": "user", "content": f"Question {i}?"}], seed=i, max_tokens=4) for i in range(4)]
+    requests = [
+        ChatRequest(messages=[system, {"role": "user", "content": f"Question {i}?"}], seed=i, max_tokens=4)
+        for i in range(4)
+    ]
     tiny_engine.generate(requests[:1])
     results = tiny_engine.generate(requests[1:])
     assert all(r.cached_tokens > 0 for r in results)

@@ -76,20 +76,29 @@ def reading(train: list[tuple[int, float]], evals: list[tuple[int, float]], tota
     early = [(s, v) for s, v in train if v <= NEAR_ZERO and s <= total_steps / 3]
     if early:
         step = early[0][0]
-        return (f"over-fitting: train loss {early[0][1]:.3f} ≤ {NEAR_ZERO} already at step {step} of {total_steps} "
-                f"(within the first third): cut the epochs to about a third")
+        return (
+            f"over-fitting: train loss {early[0][1]:.3f} ≤ {NEAR_ZERO} already at step {step} of {total_steps} "
+            f"(within the first third): cut the epochs to about a third"
+        )
     if len(evals) >= 2:
         best_step, best = min(evals, key=lambda e: e[1])
         last_step, last = evals[-1]
         if last > best * (1 + EVAL_RISE):
-            return (f"over-fitting: validation loss rose from {best:.3f} (step {best_step}) to {last:.3f} (step {last_step}), "
-                    f"more than {EVAL_RISE:.0%}: stop near step {best_step}")
+            return (
+                f"over-fitting: validation loss rose from {best:.3f} (step {best_step}) to {last:.3f} (step {last_step}), "
+                f"more than {EVAL_RISE:.0%}: stop near step {best_step}"
+            )
     quarter = max(len(train) // 4, 2)
-    before, last_q = statistics.mean(v for _, v in train[-2 * quarter:-quarter]), statistics.mean(v for _, v in train[-quarter:])
+    before, last_q = (
+        statistics.mean(v for _, v in train[-2 * quarter : -quarter]),
+        statistics.mean(v for _, v in train[-quarter:]),
+    )
     drop = (before - last_q) / before if before else 0.0
     if drop > STILL_FALLING:
-        return (f"not converged: train loss still fell {drop:.0%} over the last quarter of logged steps "
-                f"(rule: > {STILL_FALLING:.0%}): more epochs or a higher learning rate")
+        return (
+            f"not converged: train loss still fell {drop:.0%} over the last quarter of logged steps "
+            f"(rule: > {STILL_FALLING:.0%}): more epochs or a higher learning rate"
+        )
     return f"converged: train loss changed {-drop:+.0%} over the last quarter (rule: within {STILL_FALLING:.0%}), no sign of over-fitting"
 
 
@@ -103,20 +112,30 @@ def write_curves(history: list[dict], out: Path) -> dict:
     keys = ["step", "loss", "grad_norm", "learning_rate", "num_input_tokens_seen", "eval_loss"]
     rows = [e for e in history if "loss" in e or "eval_loss" in e]
     table = ["| " + " | ".join(keys) + " |", "|" + " ---: |" * len(keys)]
-    table += ["| " + " | ".join(f"{e[k]:.4g}" if isinstance(e.get(k), float) else str(e.get(k, "")) for k in keys) + " |" for e in rows]
-    write_atomic(out / "metrics.md", ("# Training metrics\n\n" + f"Reading: {line}\n\n" + "\n".join(table) + "\n").encode())
+    table += [
+        "| " + " | ".join(f"{e[k]:.4g}" if isinstance(e.get(k), float) else str(e.get(k, "")) for k in keys) + " |"
+        for e in rows
+    ]
+    write_atomic(
+        out / "metrics.md", ("# Training metrics\n\n" + f"Reading: {line}\n\n" + "\n".join(table) + "\n").encode()
+    )
     fig = Figure(figsize=(6.4, 3.8), dpi=110)
     ax = fig.subplots()
     if train:
-        ax.plot(*zip(*train), label="train loss", lw=1.2)
+        ax.plot(*zip(*train, strict=False), label="train loss", lw=1.2)
     if evals:
-        ax.plot(*zip(*evals), "o-", label="validation loss", lw=1.2)
+        ax.plot(*zip(*evals, strict=False), "o-", label="validation loss", lw=1.2)
     ax.set(title="Loss per step", xlabel="optimizer step", ylabel="loss (character turns only)")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.text(0.01, 0.01, textwrap.fill(line, 120), fontsize=7)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(out / "loss.png")
-    return {"final_train_loss": train[-1][1] if train else None, "first_train_loss": train[0][1] if train else None,
-            "first_eval_loss": evals[0][1] if evals else None, "final_eval_loss": evals[-1][1] if evals else None,
-            "min_eval_loss": min(v for _, v in evals) if evals else None, "reading": line}
+    return {
+        "final_train_loss": train[-1][1] if train else None,
+        "first_train_loss": train[0][1] if train else None,
+        "first_eval_loss": evals[0][1] if evals else None,
+        "final_eval_loss": evals[-1][1] if evals else None,
+        "min_eval_loss": min(v for _, v in evals) if evals else None,
+        "reading": line,
+    }

@@ -20,8 +20,13 @@ def grid_recipes(recipe: TrainRecipe) -> list[TrainRecipe]:
     for i, entry in enumerate(recipe.grid):
         if not isinstance(entry, dict) or not entry.get("name") or not isinstance(entry.get("overrides", []), list):
             raise DramatisError(f"grid[{i}]: write it as {{name: ..., overrides: [key=value, ...]}}")
-        runs.append(load_train_recipe(None, [*entry.get("overrides", []), f"out={Path(recipe.out) / entry['name']}",
-                                             f"name={entry['name']}"], base=base))
+        runs.append(
+            load_train_recipe(
+                None,
+                [*entry.get("overrides", []), f"out={Path(recipe.out) / entry['name']}", f"name={entry['name']}"],
+                base=base,
+            )
+        )
         check(runs[-1])  # a bad entry stops the grid before any run trains
     return runs
 
@@ -32,12 +37,19 @@ def run_grid(recipe: TrainRecipe, resume: bool = False) -> list[dict]:
     runs = grid_recipes(recipe)  # every entry checked before the first one trains
     results = [run(r, resume=resume and any(Path(r.out).glob("checkpoint-*"))) for r in runs]
     fmt = lambda x: f"{x:.4f}" if isinstance(x, float) else "–"  # noqa: E731
-    lines = ["# Grid", "", "| run | method | lr | epochs | steps | final train loss | min validation loss | final validation loss "
-             "| seconds | reading |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for r, info in zip(runs, results):
-        lines.append(f"| {r.name} | {r.train.method} | {r.train.learning_rate:g} | {r.train.epochs:g} | {info['steps']} | "
-                     f"{fmt(info['final_train_loss'])} | {fmt(info['min_eval_loss'])} | {fmt(info['final_eval_loss'])} | "
-                     f"{info['seconds']:.0f} | {info['reading']} |")
+    lines = [
+        "# Grid",
+        "",
+        "| run | method | lr | epochs | steps | final train loss | min validation loss | final validation loss "
+        "| seconds | reading |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r, info in zip(runs, results, strict=False):
+        lines.append(
+            f"| {r.name} | {r.train.method} | {r.train.learning_rate:g} | {r.train.epochs:g} | {info['steps']} | "
+            f"{fmt(info['final_train_loss'])} | {fmt(info['min_eval_loss'])} | {fmt(info['final_eval_loss'])} | "
+            f"{info['seconds']:.0f} | {info['reading']} |"
+        )
     Path(recipe.out).mkdir(parents=True, exist_ok=True)
     write_atomic(Path(recipe.out) / "grid.md", ("\n".join(lines) + "\n").encode())
     return results

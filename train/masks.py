@@ -26,7 +26,9 @@ def training_template(tokenizer, choice: str = "auto") -> tuple[str, str]:
             raise DramatisError(f"model.chat_template={choice}: no such file")
         template = path.read_text(encoding="utf-8")
         if not has_generation_markers(template):
-            raise DramatisError(f"model.chat_template={choice}: no {{% generation %}} markers, so no turn could be supervised")
+            raise DramatisError(
+                f"model.chat_template={choice}: no {{% generation %}} markers, so no turn could be supervised"
+            )
         return path.name, template
     own = tokenizer.chat_template or ""
     if has_generation_markers(own):
@@ -37,8 +39,10 @@ def training_template(tokenizer, choice: str = "auto") -> tuple[str, str]:
     try:
         return "TRL's training variant", get_training_chat_template(tokenizer)
     except ValueError:
-        raise DramatisError("the model's chat template has no {% generation %} markers and TRL knows no training variant "
-                            "of it: give model.chat_template=<file.jinja> with the markers around the assistant turns") from None
+        raise DramatisError(
+            "the model's chat template has no {% generation %} markers and TRL knows no training variant "
+            "of it: give model.chat_template=<file.jinja> with the markers around the assistant turns"
+        ) from None
 
 
 def turn_runs(mask: list[int]) -> list[tuple[int, int]]:
@@ -55,8 +59,13 @@ def turn_runs(mask: list[int]) -> list[tuple[int, int]]:
 
 def supervise(messages: list[dict], tokenizer, template: str, policy: str, max_length: int) -> dict:
     """input_ids and labels (IGNORE outside the supervised turns) of one conversation, cut to max_length."""
-    rendered = tokenizer.apply_chat_template([{"role": m["role"], "content": m["content"]} for m in messages], tokenize=True,
-                                             return_dict=True, return_assistant_tokens_mask=True, chat_template=template)
+    rendered = tokenizer.apply_chat_template(
+        [{"role": m["role"], "content": m["content"]} for m in messages],
+        tokenize=True,
+        return_dict=True,
+        return_assistant_tokens_mask=True,
+        chat_template=template,
+    )
     ids, runs = list(rendered["input_ids"]), turn_runs(list(rendered["assistant_masks"]))
     turns = [m for m in messages if m["role"] == "assistant"]
     if len(runs) != len(turns):
@@ -70,7 +79,7 @@ def supervise(messages: list[dict], tokenizer, template: str, policy: str, max_l
     else:
         raise DramatisError(f"train.loss={policy}: use all_turns, last_turn or flags")
     labels = [IGNORE] * len(ids)
-    for (start, end), trained in zip(runs, keep):
+    for (start, end), trained in zip(runs, keep, strict=False):
         if trained:
             labels[start:end] = ids[start:end]
     return {"input_ids": ids[:max_length], "labels": labels[:max_length]}

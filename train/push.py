@@ -48,17 +48,27 @@ def render_card(info: dict, dataset_info: dict, repo: str, root: str) -> str:
     languages = sorted({lang for s in dataset_info.get("splits", {}).values() for lang in s.get("languages", {})})
     data = ModelCardData(
         base_model=HUB_IDS.get(base) or (base if "/" in base and not Path(base).exists() else None),
-        license=LICENSES.get(base, "other"), language=languages or None, pipeline_tag="text-generation",
+        license=LICENSES.get(base, "other"),
+        language=languages or None,
+        pipeline_tag="text-generation",
         library_name="transformers" if root != "adapter" else "peft",
-        tags=["dramatis", "role-play", "character", "trl", "sft"] + (["lora"] if lora else []))
+        tags=["dramatis", "role-play", "character", "trl", "sft"] + (["lora"] if lora else []),
+    )
     splits = dataset_info.get("splits", {})
     rows = " · ".join(f"{name} {s['rows']} rows / {s.get('characters', '?')} characters" for name, s in splits.items())
-    method = (f"LoRA r={recipe['lora']['r']}, alpha={recipe['lora']['alpha']}, dropout={recipe['lora']['dropout']}, "
-              f"target {recipe['lora']['target_modules']}" if lora else "full fine-tuning")
-    weights = {"merged": "the LoRA adapter merged into the base weights (a plain transformers folder)",
-               "model": "the fully fine-tuned weights", "adapter": "the LoRA adapter (load it on the base model with PEFT)"}[root]
+    method = (
+        f"LoRA r={recipe['lora']['r']}, alpha={recipe['lora']['alpha']}, dropout={recipe['lora']['dropout']}, "
+        f"target {recipe['lora']['target_modules']}"
+        if lora
+        else "full fine-tuning"
+    )
+    weights = {
+        "merged": "the LoRA adapter merged into the base weights (a plain transformers folder)",
+        "model": "the fully fine-tuned weights",
+        "adapter": "the LoRA adapter (load it on the base model with PEFT)",
+    }[root]
     body = f"""
-# {repo.split('/')[-1]}
+# {repo.split("/")[-1]}
 
 A role-play model: {base} fine-tuned with TRL's SFTTrainer on character dialogues made by
 Dramatis (synthetic characters from persona seeds, answers rewritten or generated in character).
@@ -108,7 +118,13 @@ Per-step metrics: [metrics.md](metrics.md); the resolved recipe: [recipe.json](r
 
 
 def weights_root(out: Path) -> str:
-    root = "merged" if (out / "merged" / "config.json").is_file() else "adapter" if (out / "adapter").is_dir() else "model"
+    root = (
+        "merged"
+        if (out / "merged" / "config.json").is_file()
+        else "adapter"
+        if (out / "adapter").is_dir()
+        else "model"
+    )
     if not (out / root).is_dir():
         raise DramatisError(f"{out}: no trained weights (merged/, adapter/ or model/)")
     return root

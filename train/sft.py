@@ -24,7 +24,9 @@ def load_splits(folder: Path) -> dict:
     import datasets
 
     if not (folder / "dataset_info.json").is_file() and not (folder / "README.md").is_file():
-        raise DramatisError(f"data={folder}: not a Dramatis dataset folder (no dataset_info.json); run `make synth` first")
+        raise DramatisError(
+            f"data={folder}: not a Dramatis dataset folder (no dataset_info.json); run `make synth` first"
+        )
     loaded = datasets.load_dataset(str(folder))
     if "train" not in loaded or not len(loaded["train"]):
         raise DramatisError(f"data={folder}: no training rows")
@@ -36,13 +38,18 @@ def load_splits(folder: Path) -> dict:
 def tokenize(split, tokenizer, template: str, policy: str, max_length: int, name: str):
     """input_ids + labels per row; refuses (naming the rows) any example left with no supervised token, which
     TRL would drop silently or, packed, train on as nothing."""
-    rows = split.map(lambda row: supervise(row["messages"], tokenizer, template, policy, max_length),
-                     remove_columns=split.column_names, desc=f"tokenizing {name}")
+    rows = split.map(
+        lambda row: supervise(row["messages"], tokenizer, template, policy, max_length),
+        remove_columns=split.column_names,
+        desc=f"tokenizing {name}",
+    )
     empty = [i for i, labels in enumerate(rows["labels"]) if all(t == IGNORE for t in labels)]
     if empty:
         ids = [split[i]["id"] for i in empty[:5]] if "id" in split.column_names else empty[:5]
-        raise DramatisError(f"{name}: {len(empty)} example(s) have no supervised token under train.loss={policy} "
-                            f"and max_length={max_length}, e.g. {', '.join(map(str, ids))}; refusing to train on nothing")
+        raise DramatisError(
+            f"{name}: {len(empty)} example(s) have no supervised token under train.loss={policy} "
+            f"and max_length={max_length}, e.g. {', '.join(map(str, ids))}; refusing to train on nothing"
+        )
     return rows
 
 
@@ -79,23 +86,48 @@ def sft_config(recipe: TrainRecipe, out: Path, has_eval: bool, dtype, autocast: 
 
     t = recipe.train
     return SFTConfig(
-        output_dir=str(out), num_train_epochs=t.epochs, max_steps=t.max_steps or -1, learning_rate=t.learning_rate,
-        lr_scheduler_type=t.scheduler, warmup_steps=t.warmup_ratio,  # a float < 1 is a share of the steps
+        output_dir=str(out),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps or -1,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.scheduler,
+        warmup_steps=t.warmup_ratio,  # a float < 1 is a share of the steps
         weight_decay=t.weight_decay,
-        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
-        max_length=t.max_length, packing=t.packing, packing_strategy="bfd", gradient_checkpointing=t.gradient_checkpointing,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        max_length=t.max_length,
+        packing=t.packing,
+        packing_strategy="bfd",
+        gradient_checkpointing=t.gradient_checkpointing,
         # TRL defaults to bf16=True, which refuses to start on a machine without a GPU.
-        use_cpu=not torch.cuda.is_available(), bf16=autocast, fp16=False,
-        model_init_kwargs={"dtype": dtype, **({} if recipe.model.attn_implementation == "auto"
-                                              else {"attn_implementation": recipe.model.attn_implementation})}, seed=t.seed, data_seed=t.seed, dataloader_num_workers=0,
-        logging_steps=t.logging_steps, include_num_input_tokens_seen="non_padding",
+        use_cpu=not torch.cuda.is_available(),
+        bf16=autocast,
+        fp16=False,
+        model_init_kwargs={
+            "dtype": dtype,
+            **(
+                {}
+                if recipe.model.attn_implementation == "auto"
+                else {"attn_implementation": recipe.model.attn_implementation}
+            ),
+        },
+        seed=t.seed,
+        data_seed=t.seed,
+        dataloader_num_workers=0,
+        logging_steps=t.logging_steps,
+        include_num_input_tokens_seen="non_padding",
         # Evaluation lands on the save steps when only save_steps is set: evaluating between a checkpoint and the
         # next step would move the RNG the checkpoint captured, and a resumed run would draw other dropout masks.
         eval_strategy=("steps" if t.eval_steps or t.save_steps else "epoch") if has_eval else "no",
         eval_steps=t.eval_steps or t.save_steps or None,
-        save_strategy="steps" if t.save_steps else "epoch", save_steps=t.save_steps or 500, save_total_limit=t.save_total_limit,
+        save_strategy="steps" if t.save_steps else "epoch",
+        save_steps=t.save_steps or 500,
+        save_total_limit=t.save_total_limit,
         save_only_model=False,  # optimizer, scheduler and RNG states: a resumed run continues exactly
-        report_to="none", disable_tqdm=True, prediction_loss_only=True,
+        report_to="none",
+        disable_tqdm=True,
+        prediction_loss_only=True,
     )
 
 
@@ -111,9 +143,13 @@ def trainer_class():
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             causal = self.accelerator.unwrap_model(model)
-            causal = causal.get_base_model() if hasattr(causal, "get_base_model") else causal  # LoRA layers sit inside it
+            causal = (
+                causal.get_base_model() if hasattr(causal, "get_base_model") else causal
+            )  # LoRA layers sit inside it
             labels = inputs["labels"]
-            hidden = causal.get_decoder()(**{k: v for k, v in inputs.items() if k != "labels"}, use_cache=False).last_hidden_state
+            hidden = causal.get_decoder()(
+                **{k: v for k, v in inputs.items() if k != "labels"}, use_cache=False
+            ).last_hidden_state
             targets = labels[:, 1:]
             chosen = targets != IGNORE
             logits = causal.get_output_embeddings()(hidden[:, :-1][chosen]).float()
@@ -123,8 +159,9 @@ def trainer_class():
             count = num_items_in_batch if num_items_in_batch is not None else chosen.sum()
             loss = F.cross_entropy(logits, targets[chosen], reduction="sum") / torch.as_tensor(count).clamp(min=1)
             mode = "train" if self.model.training else "eval"
-            self._metrics[mode]["mean_token_accuracy"].append((logits.argmax(-1) == targets[chosen]).float().mean().item()
-                                                               if chosen.any() else 0.0)
+            self._metrics[mode]["mean_token_accuracy"].append(
+                (logits.argmax(-1) == targets[chosen]).float().mean().item() if chosen.any() else 0.0
+            )
             return (loss, None) if return_outputs else loss
 
     return CharacterTurnTrainer
@@ -136,6 +173,7 @@ def run(recipe: TrainRecipe, resume: bool = False) -> dict:
     from peft import LoraConfig
     from transformers import AutoTokenizer
     from transformers.trainer_callback import PrinterCallback
+
     from synth.models import resolve_model
     from train.curves import Metrics, Progress, with_base, write_curves
 
@@ -144,7 +182,9 @@ def run(recipe: TrainRecipe, resume: bool = False) -> dict:
     if resume and not any(out.glob("checkpoint-*")):
         raise DramatisError(f"--resume: no checkpoint in {out} to continue from")
     if not resume and any(out.glob("checkpoint-*")):
-        raise DramatisError(f"{out}: holds checkpoints of an earlier run; use --resume to continue it, or another out=")
+        raise DramatisError(
+            f"{out}: holds checkpoints of an earlier run; use --resume to continue it, or another out="
+        )
     splits = load_splits(Path(recipe.data))
     model_path = resolve_model(recipe.model.base)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -152,18 +192,39 @@ def run(recipe: TrainRecipe, resume: bool = False) -> dict:
     tokenizer.chat_template = template  # saved with every checkpoint and the output: inference renders the same text
     t = recipe.train
     train_rows = tokenize(splits["train"], tokenizer, template, t.loss, t.max_length, "train")
-    eval_rows = tokenize(splits["validation"], tokenizer, template, t.loss, t.max_length, "validation") \
-        if "validation" in splits and len(splits["validation"]) else None
+    eval_rows = (
+        tokenize(splits["validation"], tokenizer, template, t.loss, t.max_length, "validation")
+        if "validation" in splits and len(splits["validation"])
+        else None
+    )
     dtype, autocast = precision(recipe.model.dtype)
-    peft = LoraConfig(r=recipe.lora.r, lora_alpha=recipe.lora.alpha, lora_dropout=recipe.lora.dropout, task_type="CAUSAL_LM",
-                      target_modules=recipe.lora.target_modules if recipe.lora.target_modules == "all-linear"
-                      else [m.strip() for m in recipe.lora.target_modules.split(",")]) if t.method == "lora" else None
+    peft = (
+        LoraConfig(
+            r=recipe.lora.r,
+            lora_alpha=recipe.lora.alpha,
+            lora_dropout=recipe.lora.dropout,
+            task_type="CAUSAL_LM",
+            target_modules=recipe.lora.target_modules
+            if recipe.lora.target_modules == "all-linear"
+            else [m.strip() for m in recipe.lora.target_modules.split(",")],
+        )
+        if t.method == "lora"
+        else None
+    )
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "recipe.json", json.dumps(as_dict(recipe), indent=2).encode())
-    trainer = trainer_class()(model=model_path, args=sft_config(recipe, out, eval_rows is not None, dtype, autocast), train_dataset=train_rows,
-                         eval_dataset=eval_rows, processing_class=tokenizer, peft_config=peft,
-                         callbacks=[Metrics(out), Progress()])
-    trainer.remove_callback(PrinterCallback)  # our progress bar shows the numbers; the printer would repeat them as dicts
+    trainer = trainer_class()(
+        model=model_path,
+        args=sft_config(recipe, out, eval_rows is not None, dtype, autocast),
+        train_dataset=train_rows,
+        eval_dataset=eval_rows,
+        processing_class=tokenizer,
+        peft_config=peft,
+        callbacks=[Metrics(out), Progress()],
+    )
+    trainer.remove_callback(
+        PrinterCallback
+    )  # our progress bar shows the numbers; the printer would repeat them as dicts
     began = time.perf_counter()
     base = out / "base_eval.json"
     if eval_rows is not None and not resume:
@@ -177,13 +238,23 @@ def run(recipe: TrainRecipe, resume: bool = False) -> dict:
     tokenizer.save_pretrained(str(weights))
     history = with_base(trainer.state.log_history, out)
     curves = write_curves(history, out)
-    info = {"recipe": as_dict(recipe), "model": model_path, "template": template_name, "dtype": str(dtype).removeprefix("torch."),
-            "autocast": "bfloat16" if autocast else None,
-            "train_rows": len(train_rows), "validation_rows": len(eval_rows) if eval_rows is not None else 0,
-            "supervised_tokens": sum(sum(1 for x in labels if x != IGNORE) for labels in train_rows["labels"]),
-            "steps": trainer.state.global_step, "seconds": round(seconds, 1), "train_seconds": round(result.metrics["train_runtime"], 2),
-            "tokens_seen": int(trainer.state.num_input_tokens_seen), "base_eval_loss": history[0].get("eval_loss") if history and history[0]["step"] == 0 else None,
-            "weights": str(weights), **curves}
+    info = {
+        "recipe": as_dict(recipe),
+        "model": model_path,
+        "template": template_name,
+        "dtype": str(dtype).removeprefix("torch."),
+        "autocast": "bfloat16" if autocast else None,
+        "train_rows": len(train_rows),
+        "validation_rows": len(eval_rows) if eval_rows is not None else 0,
+        "supervised_tokens": sum(sum(1 for x in labels if x != IGNORE) for labels in train_rows["labels"]),
+        "steps": trainer.state.global_step,
+        "seconds": round(seconds, 1),
+        "train_seconds": round(result.metrics["train_runtime"], 2),
+        "tokens_seen": int(trainer.state.num_input_tokens_seen),
+        "base_eval_loss": history[0].get("eval_loss") if history and history[0]["step"] == 0 else None,
+        "weights": str(weights),
+        **curves,
+    }
     if peft and recipe.merge:
         from train.export import merge
 
@@ -192,5 +263,7 @@ def run(recipe: TrainRecipe, resume: bool = False) -> dict:
     write_atomic(out / "train_info.json", json.dumps(info, indent=2, default=str).encode())
     from train.push import card_text
 
-    write_atomic(out / "README.md", card_text(out, json.loads(json.dumps(info, default=str)), out.name).encode("utf-8"))
+    write_atomic(
+        out / "README.md", card_text(out, json.loads(json.dumps(info, default=str)), out.name).encode("utf-8")
+    )
     return info
