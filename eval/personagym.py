@@ -7,15 +7,15 @@ questions per task, and the judges' 1–5 rubric per task.
 PersonaScore is the mean over the five tasks; PersonaGym-Light asks only the first question of each task.
 """
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from personas.errors import DramatisError, at
+from personas.errors import DramatisError
 from personas.records import Persona, stable_id
-from personas.seeds import persona, read_lines
+from personas.seeds import persona
+from personas.sources import jsonl_rows
 
 TASKS = ("Expected Action", "Action Justification", "Linguistic Habits", "Persona Consistency", "Toxicity")
 
@@ -36,14 +36,7 @@ def load_personagym(path: Path, *, light: bool = False, limit: int = 0) -> Itera
     `limit`: the first N personas. Any malformed line stops the load with its file:line."""
     path = Path(path)
     seen: dict[str, int] = {}
-    for number, text in read_lines(path):
-        if limit and len(seen) >= limit:
-            return
-        where = at(path, number)
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DramatisError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+    for where, row in jsonl_rows(path):
         if not isinstance(row, dict) or not isinstance(row.get("persona"), str) or not row["persona"].strip():
             raise DramatisError(f"{where}: needs a non-empty 'persona' text")
         questions = row.get("questions")
@@ -57,10 +50,10 @@ def load_personagym(path: Path, *, light: bool = False, limit: int = 0) -> Itera
                 + (f"; unknown: {', '.join(unknown)}" if unknown else "")
                 + (f"; missing: {', '.join(missing)}" if missing else "")
             )
-        who = persona(row["persona"], str(path), number)
+        who = persona(row["persona"], where.source, where.line)
         if who.id in seen:
             raise DramatisError(f"{where}: the same persona as line {seen[who.id]}")
-        seen[who.id] = number
+        seen[who.id] = where.line
         asked = []
         for task in TASKS:
             items = questions[task]
@@ -78,6 +71,8 @@ def load_personagym(path: Path, *, light: bool = False, limit: int = 0) -> Itera
                     )
                 )
         yield who, asked
+        if limit and len(seen) >= limit:
+            return  # before reading the next line: a malformed one past the limit is not this load's business
 
 
 def load_rubrics(folder: Path) -> dict[str, str]:

@@ -29,12 +29,16 @@ from synth.records import Dialogue, Prompt
 from synth.roleplay import text_schema, translate_messages
 from synth.runner import Stage, load_records
 
-INSTRUCTION = "Instruction"
-MIN_WORDS = 5  # seen from the 270M generator: list debris such as "(b) : (c) , (d) (e)" in place of a question  # the task name of an instruction prompt
+INSTRUCTION = "Instruction"  # the task name of an instruction prompt
+# a probe question's fewest words; the 270M generator was seen writing list debris such as
+# "(b) : (c) , (d) (e)" in place of a question
+MIN_WORDS = 5
 LINE = {  # the system prompt of a one-line persona: the profile template's header, with the persona as its body
-    "en": "You are the person described below. Stay in character: speak as they would, never as an AI assistant.\n\n{persona}",
+    "en": "You are the person described below. Stay in character: speak as they would, never as an AI assistant."
+    "\n\n{persona}",
     "zh": "你是下面描述的这个人。请始终保持角色：像这个人那样说话，绝不要以AI助手的身份回答。\n\n{persona}",
-    "de": "Du bist die unten beschriebene Person. Bleib in der Rolle: sprich wie sie, niemals wie ein KI-Assistent.\n\n{persona}",
+    "de": "Du bist die unten beschriebene Person. Bleib in der Rolle: sprich wie sie, niemals wie ein KI-Assistent."
+    "\n\n{persona}",
     "ru": "Ты — человек, описанный ниже. Оставайся в роли: говори как он, никогда как ИИ-ассистент.\n\n{persona}",
 }
 PROBE_SYSTEM = (

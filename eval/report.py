@@ -1,5 +1,5 @@
 """The evaluation report of one run: `RUN/report/report.md`, PNG plots, `report.json` (every number in its tables)
-and the results as Arrow files (`replies.arrow`, `judgements.arrow`, `verdicts.arrow`) (issue 6).
+and the results as Arrow files (`replies.arrow`, `judgements.arrow`, `verdicts.arrow`).
 
     .venv/bin/dramatis eval eval/recipes/demo.yaml        # writes RUN/report/ when the evaluation ends
 
@@ -24,7 +24,7 @@ from eval.judge_free import Answer, judge_free_metrics
 from eval.personagym import TASKS
 from eval.records import Judgement, Reply, Verdict
 from eval.stats import gsb, mean_ci, paired_diff
-from synth.report import _axes
+from synth.plots import axes
 from synth.shards import arrow_schema, staged_folder, write_shard
 
 OVERALL = {"persona": "PersonaScore", "roleplay": "overall"}  # rubric → its overall row
@@ -48,7 +48,8 @@ def task_order(tasks) -> list[str]:
 
 
 def unit_scores(judgements: list[Judgement]) -> tuple[dict, dict]:
-    """(benchmark, rubric) → model → (item_id, seed) → score averaged over judges; and item_id → (task, character_id)."""
+    """(benchmark, rubric) → model → (item_id, seed) → score averaged over judges; and item_id → (task,
+    character_id)."""
     raw, units = defaultdict(list), {}
     for j in judgements:
         raw[j.benchmark, j.rubric, j.model, (j.item_id, j.seed)].append(j.score)
@@ -63,7 +64,8 @@ def _row(values: dict[str, dict], reference: str) -> dict:
     """Each model's mean [CI] over its units; each other model's paired Δ against the reference."""
     # Values in unit order: the bootstrap's bounds depend on the order it is handed, not only on the seed.
     models = {
-        m: dict(zip(("mean", "lo", "hi"), mean_ci([v[k] for k in sorted(v)]), strict=False), n=len(v)) for m, v in values.items()
+        m: dict(zip(("mean", "lo", "hi"), mean_ci([v[k] for k in sorted(v)]), strict=False), n=len(v))
+        for m, v in values.items()
     }
     return {
         "models": models,
@@ -207,7 +209,7 @@ def gather(replies: list[Reply], judgements: list[Judgement], verdicts: list[Ver
 # -------------------------------------------------------------------------------------------------------------- plots
 def _grouped(title: str, ylabel: str, groups: list[str], series: dict[str, list[tuple]]):
     """Grouped bars, one colour per model, with (mean, lo, hi) error bars."""
-    fig, ax = _axes(title, "", ylabel, size=(max(6.4, 1.1 * len(groups) + 2), 3.8))
+    fig, ax = axes(title, "", ylabel, size=(max(6.4, 1.1 * len(groups) + 2), 3.8))
     width = 0.8 / max(len(series), 1)
     for i, (model, values) in enumerate(series.items()):
         mean, lo, hi = (np.array(x, dtype=float) for x in zip(*values, strict=False))
@@ -227,9 +229,8 @@ def _grouped(title: str, ylabel: str, groups: list[str], series: dict[str, list[
 
 
 def _scores(bench: str, b: dict):
-    rows = b["scores"].get("persona", {}) | {
-        "roleplay (0–4)": r for r in [b["scores"].get("roleplay", {}).get("overall")] if r
-    }
+    overall = b["scores"].get("roleplay", {}).get("overall")
+    rows = b["scores"].get("persona", {}) | ({"roleplay (0–4)": overall} if overall else {})
     return _grouped(
         f"{bench}: judge scores (mean, 95% CI)",
         "score",
@@ -251,7 +252,7 @@ def _rates(bench: str, b: dict):
 
 
 def _gsb(bench: str, rows: list[dict]):
-    fig, ax = _axes(
+    fig, ax = axes(
         f"{bench}: GSB (b vs a)", "share of verdicts (%)", "", size=(7.5, 0.5 * len(rows) + 1.8), count_axis="x"
     )
     labels = [f"{r['judge']}: {r['model_b']} vs {r['model_a']}" for r in rows][::-1]  # the first row on top

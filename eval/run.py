@@ -28,12 +28,13 @@ from eval.records import Judgement, Reply, Verdict
 from eval.report import write_report
 from eval.responder import measure_latency, model_identity, replies_stage
 from personas.records import Character
+from synth.backend import open_backend
 from synth.cache import RequestCache
-from synth.dialogues import name_index
-from synth.pipeline import check_writable, open_backend, profiles_stage
-from synth.recipe import BackendConfig, Recipe
+from synth.pipeline import profiles_stage
+from synth.quality import name_index
+from synth.recipe import BackendConfig
 from synth.runner import load_records, run_stage
-from synth.shards import write_atomic
+from synth.shards import check_writable, write_atomic
 
 
 class Engines:
@@ -100,8 +101,9 @@ def run_eval(recipe: EvalRecipe) -> Path:
         prompts = unused_prompts(Path(held.run), held.prompts, recipe.seed, held.max_chars)
         examples = example_questions(Path(pg.path)) if held.probes else {}
     model_ids = {label: model_identity(m, recipe.backend.kind, recipe.backend.base_url) for label, m in models.items()}
+    judging = recipe.judge.backend
     judge_ids = {
-        label: f"{model_identity(m, recipe.judge.backend.kind, recipe.judge.backend.base_url)} ({recipe.judge.backend.kind}, {TEMPLATE})"
+        label: f"{model_identity(m, judging.kind, judging.base_url)} ({judging.kind}, {TEMPLATE})"
         for label, m in judges.items()
     }
     generator_id = model_identity(recipe.generator.model, recipe.generator.kind, recipe.generator.base_url)
@@ -138,8 +140,8 @@ def run_eval(recipe: EvalRecipe) -> Path:
             written = load_records(out / "heldout" / "questions", Question)
             items += heldout_items(characters, [q for c in characters for q in ready[c.id]] + written)
             meta["benchmarks"]["heldout"] = {
-                "note": f"{len(characters)} characters ({', '.join(held.splits)} split of {held.run}), {len(prompts)} unused "
-                f"instruction prompts each"
+                "note": f"{len(characters)} characters ({', '.join(held.splits)} split of {held.run}), "
+                f"{len(prompts)} unused instruction prompts each"
                 + (
                     f", {held.probes} probing questions per PersonaGym task written by {recipe.generator.model}"
                     if held.probes
@@ -149,10 +151,16 @@ def run_eval(recipe: EvalRecipe) -> Path:
         if "personagym" in bench:
             profiles = {}
             if pg.persona == "profile":
-                synth = Recipe(
-                    seed=recipe.seed, chunk_size=recipe.chunk_size, profiles=recipe.profiles, backend=recipe.generator
+                stage = profiles_stage(
+                    recipe.profiles,
+                    generator,
+                    cache,
+                    seed=recipe.seed,
+                    chunk_size=recipe.chunk_size,
+                    model=recipe.generator.model,
+                    kind=recipe.generator.kind,
                 )
-                stage = dataclasses.replace(profiles_stage(synth, generator, cache), rebuild=True)
+                stage = dataclasses.replace(stage, rebuild=True)
                 manifests["profiles"] = run_stage(
                     stage, [p for p, _ in asked], out / "personagym" / "profiles", resolved
                 )
@@ -160,7 +168,8 @@ def run_eval(recipe: EvalRecipe) -> Path:
             items += personagym_items(asked, profiles)
             meta["benchmarks"]["personagym"] = {
                 "note": f"{len(asked)} personas of {pg.path}, {'PersonaGym-Light' if pg.light else 'all questions'}; "
-                f"{len(profiles)} expanded into profiles by {recipe.generator.model}, {len(asked) - len(profiles)} one-line"
+                f"{len(profiles)} expanded into profiles by {recipe.generator.model}, "
+                f"{len(asked) - len(profiles)} one-line"
             }
         names = {b: name_index(sorted({i.character for i in items if i.benchmark == b})) for b in bench}
         for b, info in meta["benchmarks"].items():

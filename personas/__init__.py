@@ -1,4 +1,5 @@
-"""Seeds → character profiles: records, seed loading, the profile prompt and its validation.
+"""Seeds → character profiles: records, source and seed loading, language identification, the profile prompt and
+its validation, embeddings, and the character split with its leakage check.
 
-Pure domain logic: nothing here talks to a model or writes shards (that is `synth/`).
+Pure domain logic: nothing here calls a generator or writes shards (that is `synth/`).
 """

@@ -1,7 +1,7 @@
 """Cheap language identification by script and function words.
 
 Enough to route a seed to a profile language and to reject a reply in the wrong script; the dialogue
-stage (issue 3) checks turn languages with the same function.
+stage checks turn languages with the same function.
 """
 
 import re
@@ -13,7 +13,8 @@ SCRIPTS = {
     "ru": re.compile(r"[\u0400-\u04ff]"),
 }
 LATIN = re.compile(r"[A-Za-zÀ-ÿ]")
-# Frequent function words, a few per language ("y" is left out: it is also the algebra's y): a Latin-script text is the language whose words it uses most.
+# Frequent function words, a few per language ("y" is left out: it is also the algebra's y): a Latin-script text
+# is the language whose words it uses most.
 WORDS = {
     "en": {"the", "a", "an", "and", "who", "of", "in", "to", "with", "is", "his", "her", "for"},
     "de": {"der", "die", "das", "und", "ein", "eine", "einer", "mit", "ist", "sich", "auf", "im", "den"},

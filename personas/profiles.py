@@ -27,7 +27,7 @@ LANGUAGE_NAMES = {
 
 def fill(template: str, **values: str) -> str:
     """Our own `{placeholder}` templates, filled in one pass: an inserted value is never scanned again, so
-    untrusted text holding braces stays text (GUIDE §3: no str.format on model or persona text)."""
+    untrusted text holding braces stays text (str.format would read braces in model or persona text as fields)."""
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
 
 
@@ -239,7 +239,7 @@ def character(
     )
 
 
-# Two-character role-play (issue 3): the user plays a character too — "你是{character}，我是{user}".
+# Two-character role-play: the user plays a character too — "你是{character}，我是{user}".
 USER_LINES = {
     "en": "You are {name}; I am {user}. About me: {about}",
     "zh": "你是{name}，我是{user}。关于我：{about}",

@@ -1,7 +1,7 @@
 """The character split (train / validation / heldout, by character, before any dialogue exists) and the
 leakage check that keeps held-out and evaluation characters out of the training splits.
 
-Generalization to unseen characters is the product's claim (OpenCharacter, issue 6): it only holds if
+Generalization to unseen characters is the product's claim (as in OpenCharacter, arXiv 2501.15427): it only holds if
 no training character is a held-out one under another id — same name with a similar profile, or a
 profile (or seed persona) whose MiniLM embedding is within cosine 0.9 of one.
 """

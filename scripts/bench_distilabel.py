@@ -82,7 +82,9 @@ def noop_ours(prompts: list[Prompt], folder: Path, chunk_size: int) -> tuple[flo
 
 
 def noop_distilabel(python: Path, records: int, folder: Path, batch_size: int) -> dict:
-    """distilabel's side, in its venv: the job script's JSON, or {"error": its last line}. Its caches go under `folder`."""
+    """distilabel's side, in its venv: the job script's JSON, or {"error": its last line}.
+
+    Its caches go under `folder`."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     env = {

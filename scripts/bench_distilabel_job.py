@@ -1,4 +1,5 @@
-"""distilabel's side of bench.py's "distilabel" row: the no-op job, timed from `pipeline.run()` to the Distiset it returns.
+"""distilabel's side of bench.py's "distilabel" row: the no-op job, timed from `pipeline.run()` to the Distiset it
+returns.
 
 N records (the same ones the engine's side gets, from `job_records`) go through distilabel 1.5.3's usual shape of a
 generation job: `LoadDataFromDicts` → `TextGeneration` with `FreeLLM`, an LLM that answers "ok" to every input at

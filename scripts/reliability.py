@@ -43,7 +43,8 @@ def table(cases: list[Case]) -> str:
         f"|{'-' * (width[0] + 2)}|{'-' * (width[1] + 2)}|{'-' * (width[2] + 2)}|------|",
     ]
     lines += [
-        f"| {c.case:{width[0]}} | {c.expected:{width[1]}} | {c.observed:{width[2]}} | {'yes' if c.passed else 'NO'}   |"
+        f"| {c.case:{width[0]}} | {c.expected:{width[1]}} | {c.observed:{width[2]}} | "
+        f"{'yes' if c.passed else 'NO'}   |"
         for c in cases
     ]
     return "\n".join(lines)

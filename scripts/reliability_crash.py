@@ -38,6 +38,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from scripts import cli_process
 from scripts.reliability_case import Case
 from synth.shards import read_shard
 
@@ -48,6 +49,7 @@ SHARED = ROOT.parent / "shared" / "data"
 ARGS = [
     "synth/recipes/demo.yaml",
     "backend.model=tiny",
+    "backend.dtype=float32",
     "seeds.sample=6",
     "instructions.sample=1",
     "chunk_size=2",
@@ -99,14 +101,7 @@ EXPECTED = "relaunch: rows = uninterrupted, no duplicates, 0 requests regenerate
 def _start(run: Path, log: Path) -> subprocess.Popen:
     # Its own session, so os.killpg reaches vLLM's engine processes too, as a machine crash would.
     with open(log, "ab") as sink:
-        return subprocess.Popen(
-            [sys.executable, "-m", "synth.cli", "synth", *ARGS, f"out={run}"],
-            cwd=ROOT,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
-        )
+        return cli_process.start("synth", *ARGS, f"out={run}", stdout=sink)
 
 
 def _kill(proc: subprocess.Popen) -> None:

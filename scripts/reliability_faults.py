@@ -29,10 +29,10 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from scripts import cli_process
 from scripts.faulty_server import FAULTS, FaultyServer
 from scripts.reliability_case import Case
 
-ROOT = Path(__file__).resolve().parent.parent
 # The backend's timeout sits below the server's "slow" reply, so a slow reply is a timeout; generous
 # enough that an ordinary reply on a loaded 2-core machine is not one.
 TIMEOUT_S, SLOW_S = 1.0, 2.0
@@ -40,14 +40,8 @@ FAULT_NAMES = {"429": "429", "500": "500", "slow": "timeout", "drop": "drop"}
 
 
 def _cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "synth.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {}), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
-    )
+    """`dramatis ARGS` with `env` added to this process's environment."""
+    return cli_process.run(*args, timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def _faults(server: FaultyServer) -> str:

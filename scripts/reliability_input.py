@@ -1,4 +1,4 @@
-"""The reliability suite's bad-input part (issue 7): broken files, recipes and run folders, each handed to
+"""The reliability suite's bad-input part: broken files, recipes and run folders, each handed to
 the real CLI as a user would.
 
     .venv/bin/python scripts/reliability.py only=bad_input
@@ -18,20 +18,19 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 from personas.records import Persona
+from scripts import cli_process
 from scripts.reliability_case import Case
 from synth.runner import Reject, load_records, shard_paths
 from synth.shards import read_shard
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS_5K = ROOT.parent / "shared" / "data" / "seeds" / "personahub_tool_5k.jsonl"
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 # What a failed run must not leave in a fresh out folder (pathlib's `*` also matches `.data-00000.arrow.tmp`).
 HALF_WRITTEN = ("*.arrow", "*.tmp", "manifest.json", "dataset_info.json")
 WIDTH = 90
@@ -60,10 +59,11 @@ def _file_size_limit(limit: int) -> None:
 
 
 def dramatis(*args, limit: int | None = None) -> Ran:
+    argv, env = cli_process.command(*map(str, args))  # cli_process.run, plus the file size limit
     proc = subprocess.run(
-        [sys.executable, "-m", "synth.cli", *map(str, args)],
+        argv,
         cwd=ROOT,
-        env=ENV,
+        env=env,
         capture_output=True,
         text=True,
         timeout=900,
@@ -365,7 +365,10 @@ class Try(NamedTuple):
 
 E2 = "exit 2 naming "
 LATIN1 = '{"persona": "A café owner in Lyon"}'.encode("latin-1")
-RESPACED = b'{"persona": "A  sports journalist who has  interviewed Michael Jordan multiple times and has insider stories about his career"}'
+RESPACED = (
+    b'{"persona": "A  sports journalist who has  interviewed Michael Jordan multiple times and has insider stories '
+    b'about his career"}'
+)
 TRIES = [
     Try(
         "seeds: latin-1 file (é as 0xe9)",
@@ -508,7 +511,8 @@ TRIES = [
         "instructions: duplicate ids (lines 1, 3)",
         E2 + "both lines",
         instructions_refused(
-            b'{"id": "t1", "instruction": "Say hi"}\n{"id": "t2", "instruction": "Say bye"}\n{"id": "t1", "instruction": "Sing"}\n',
+            b'{"id": "t1", "instruction": "Say hi"}\n{"id": "t2", "instruction": "Say bye"}\n'
+            b'{"id": "t1", "instruction": "Sing"}\n',
             r"{src}:3: prompt id 't1' repeats {src}:1",
         ),
         True,

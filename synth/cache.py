@@ -1,4 +1,4 @@
-"""The request cache: a rerun never pays twice for a finished request (GUIDE §3).
+"""The request cache: a rerun never pays twice for a finished request.
 
 SQLite in WAL mode: every batch is committed as soon as the backend returns it, so a SIGKILL loses at
 most the batch in flight, and a relaunch finds every finished request.

@@ -1,6 +1,10 @@
 """The `dramatis` command: one subcommand per stage.
 
 .venv/bin/dramatis synth synth/recipes/demo.yaml backend.model=tiny seeds.sample=8 out=runs/tiny
+
+This is the composition root: the one synth module that imports `train` and `eval` (inside the commands that
+run them, so `dramatis synth` never loads their dependencies). Everywhere else the layers point one way,
+personas ← synth ← train, eval, and train and eval do not import each other; tests/test_layering.py holds it.
 """
 
 import json
@@ -43,7 +47,8 @@ def _summary(manifests: dict[str, dict], out: Path) -> None:
             f"tokens: {spent['prompt_tokens']} prompt ({spent['cached_prompt_tokens']} from the prefix cache), "
             f"{spent['output_tokens']} output"
             + (
-                f"; reused from the cache: {spent['reused_prompt_tokens']} prompt, {spent['reused_output_tokens']} output"
+                f"; reused from the cache: {spent['reused_prompt_tokens']} prompt, "
+                f"{spent['reused_output_tokens']} output"
                 if spent["requests_cached"]
                 else ""
             )
@@ -53,7 +58,8 @@ def _summary(manifests: dict[str, dict], out: Path) -> None:
     if output:
         typer.echo(
             f"dialogues: {dialogues.get('kept_output_tokens', 0) / output:.0%} of output tokens in kept rows, "
-            f"{dialogues.get('cached_prompt_tokens', 0) / max(dialogues.get('prompt_tokens', 0), 1):.0%} of prompt tokens from the prefix cache"
+            f"{dialogues.get('cached_prompt_tokens', 0) / max(dialogues.get('prompt_tokens', 0), 1):.0%} "
+            "of prompt tokens from the prefix cache"
         )
     if "dataset" in manifests:
         info = manifests["dataset"]
@@ -62,8 +68,8 @@ def _summary(manifests: dict[str, dict], out: Path) -> None:
         )
         typer.echo(
             f"dataset    {out / 'dataset'}: {rows or 'no rows'}; leakage check passed "
-            f"({info['leakage']['training_characters']} training vs {info['leakage']['heldout_characters']} held-out characters, "
-            f"{info['leakage']['eval_personas']} eval personas)"
+            f"({info['leakage']['training_characters']} training vs {info['leakage']['heldout_characters']} "
+            f"held-out characters, {info['leakage']['eval_personas']} eval personas)"
         )
     typer.echo(f"stages in {out}/<stage>/ (data-*.arrow, rejects-*.arrow, manifest.json)")
 
@@ -75,7 +81,8 @@ def _finish(out: Path, fmt: str) -> None:
 
     typer.echo(f"report     {write_report(out)}")
     typer.echo(
-        f"publish    {build_folder(out, out / 'hub', fmt)} (dry run: `dramatis publish {out} --repo user/name` uploads it)"
+        f"publish    {build_folder(out, out / 'hub', fmt)} "
+        f"(dry run: `dramatis publish {out} --repo user/name` uploads it)"
     )
 
 
@@ -204,7 +211,8 @@ def train(
     ] = None,
     private: Annotated[bool, typer.Option(help="with --push: create the repo private")] = False,
 ) -> None:
-    """Fine-tune on a Dramatis dataset with TRL (LoRA or full): `dramatis train train/recipes/demo-lora.yaml [--push user/name]`."""
+    """Fine-tune on a Dramatis dataset with TRL (LoRA or full):
+    `dramatis train train/recipes/demo-lora.yaml [--push user/name]`."""
     from synth.hub import check_repo, hub_token
     from train.recipe import load_train_recipe
     from train.sft import run
@@ -233,7 +241,8 @@ def train(
         else ""
     )
     if info["final_eval_loss"] is not None:
-        losses += f"; validation loss {info['base_eval_loss'] or info['first_eval_loss']:.3f} → {info['final_eval_loss']:.3f}"
+        first = info["base_eval_loss"] or info["first_eval_loss"]
+        losses += f"; validation loss {first:.3f} → {info['final_eval_loss']:.3f}"
     typer.echo(
         f"trained {info['steps']} steps in {info['seconds']:.0f} s on {info['train_rows']} rows "
         f"({info['supervised_tokens']} supervised tokens); {losses}"

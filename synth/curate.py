@@ -1,4 +1,4 @@
-"""Curation of the dialogues (issue 4): filters with reasons, then dedup of the responses.
+"""Curation of the dialogues: filters with reasons, then dedup of the responses.
 
     .venv/bin/dramatis curate runs/demo [curate.max_chars=2000 dedup.semantic=true ...]
 
@@ -17,11 +17,11 @@ from dataclasses import asdict
 
 import ftfy
 
-from personas.errors import DramatisError, Rejected
+from personas.errors import Rejected
 from personas.records import Character
-from synth.dedup import near_duplicates, semantic_duplicates, words
+from synth.dedup import find_similar, words
 from synth.dialogues import names_of
-from synth.quality import CODE_BLOCK, WORDLIKE, check_turn
+from synth.quality import CODE_BLOCK, WORDLIKE, check_turn, debris
 from synth.recipe import CurateConfig, DedupConfig, Recipe
 from synth.records import Dialogue
 from synth.runner import Reject, Stage
@@ -37,7 +37,8 @@ REFUSAL = re.compile(
     "|".join(
         [
             r"\b(?:i'?m|i am) sorry,? (?:but )?i (?:can(?:'|no)?t|am unable to|won'?t be able to)\b",
-            r"\bi (?:can(?:'|no)?t|am unable to|'m unable to) (?:help|assist|comply|fulfill?)(?: you)? with (?:that|this|your request)",
+            r"\bi (?:can(?:'|no)?t|am unable to|'m unable to) (?:help|assist|comply|fulfill?)(?: you)? "
+            r"with (?:that|this|your request)",
             r"\bi (?:must|have to) (?:decline|refuse) (?:this|that|your) request",
             r"(?:抱歉|对不起|很遗憾)[，,]?\s*我(?:无法|不能)(?:帮助|帮你|帮您|提供|回答|满足|完成|协助)",
             r"我(?:无法|不能)(?:协助|提供帮助|满足你的要求|满足您的要求)",
@@ -48,7 +49,7 @@ REFUSAL = re.compile(
     ),
     re.IGNORECASE,
 )
-CHINESE = {"simplified": "t2s", "traditional": "s2t"}
+CHINESE = {"simplified": "t2s", "traditional": "s2t"}  # the choices of curate.chinese, besides keep
 
 
 @functools.cache
@@ -111,6 +112,9 @@ def check_reply(text: str, d: Dialogue, cfg: CurateConfig, other_names: dict[str
         raise Rejected("too_short", f"{len(text)} characters < {cfg.min_chars}")
     if len(text) > cfg.max_chars:
         raise Rejected("too_long", f"{len(text)} characters > {cfg.max_chars}")
+    # Before the garbled share: a chat-template token is markup too, and "debris" says what it is.
+    if cfg.debris and (found := debris(text)):
+        raise Rejected("debris", found)
     garbled = garbled_share(text)
     if garbled > cfg.max_garbled:
         raise Rejected("garbled", f"{garbled:.0%} garbled characters > {cfg.max_garbled:.0%}")
@@ -146,22 +150,6 @@ def response_text(d: Dialogue) -> str:
     return "\n".join(m.content for m in d.messages if m.role == "assistant")
 
 
-def find_similar(
-    ids: list[str], texts: list[str], languages: list[str], cfg: DedupConfig, what: str = ""
-) -> dict[str, tuple[str, str]]:
-    """id → (reason, id of the earlier text it repeats), for texts already free of exact copies: MinHash
-    near-duplicates, then (optional, English only: MiniLM is unreliable on other languages) embeddings."""
-    near = near_duplicates(ids, texts, threshold=cfg.threshold, num_perm=cfg.num_perm, ngram=cfg.ngram)
-    found = {i: (f"near_duplicate{what}", j) for i, j in near.items()}
-    if cfg.semantic:
-        english = [k for k, i in enumerate(ids) if i not in near and languages[k] == "en"]
-        similar = semantic_duplicates(
-            [ids[k] for k in english], [texts[k] for k in english], threshold=cfg.semantic_threshold
-        )
-        found.update({i: (f"semantic_duplicate{what}", j) for i, j in similar.items()})
-    return found
-
-
 def duplicate_responses(dialogues: list[Dialogue], cfg: DedupConfig) -> dict[str, tuple[str, str]]:
     """dialogue id → (reason, id of the earlier dialogue whose character turns it repeats)."""
     found, first = {}, {}
@@ -178,13 +166,6 @@ def duplicate_responses(dialogues: list[Dialogue], cfg: DedupConfig) -> dict[str
         )
     )
     return found
-
-
-def check_config(cfg: CurateConfig) -> None:
-    if cfg.chinese not in ("keep", *CHINESE):
-        raise DramatisError(f"curate.chinese={cfg.chinese}: use 'keep', 'simplified' or 'traditional'")
-    if not 0 <= cfg.min_turns <= cfg.max_turns or not 0 <= cfg.min_chars <= cfg.max_chars:
-        raise DramatisError("curate: min_turns ≤ max_turns and min_chars ≤ max_chars, all ≥ 0")
 
 
 def curate_stage(recipe: Recipe, dialogues: list[Dialogue], characters: list[Character]) -> Stage:

@@ -1,4 +1,4 @@
-"""Near-duplicate detection, Persona Hub's recipe (issue 4): MinHash LSH (datasketch) with word 1-grams, 128
+"""Near-duplicate detection, Persona Hub's recipe (arXiv 2406.20094): MinHash LSH (datasketch) with word 1-grams, 128
 permutations and Jaccard threshold 0.9, then MiniLM embeddings at cosine 0.9 for what rewording hides from
 MinHash. The first occurrence of a group wins; every later member is reported with the id it duplicates, so a
 drop can name what it repeats.
@@ -13,6 +13,7 @@ from datasketch import LeanMinHash, MinHash, MinHashLSH
 from datasketch.hashfunc import sha1_hash32
 
 from personas.embed import embed
+from synth.recipe import DedupConfig
 
 WORD = re.compile(r"\w+", re.UNICODE)
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -51,7 +52,7 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
 def signatures(sets: list[frozenset[str]], num_perm: int = 128, seed: int = 1) -> np.ndarray:
     """MinHash hash values, one uint32 row per non-empty shingle set, equal to datasketch's
     `MinHash.bulk(..., num_perm=num_perm, seed=seed)` over the UTF-8 shingles. Vectorized because the per-set
-    MinHash objects cost ~70 µs each even with cached hashes (issue 4 profile); each distinct shingle is hashed
+    MinHash objects cost ~70 µs each even with cached hashes; each distinct shingle is hashed
     once (SHA-1, stable across processes) and each permutation is applied to all sets in one numpy pass."""
     if not sets:
         return np.zeros((0, num_perm), dtype=np.uint32)
@@ -139,3 +140,19 @@ def semantic_duplicates(
         kept[len(kept_ids) : len(kept_ids) + len(new)] = rows[new]
         kept_ids += [ids[lo + j] for j in new]
     return duplicate_of
+
+
+def find_similar(
+    ids: list[str], texts: list[str], languages: list[str], cfg: DedupConfig, what: str = ""
+) -> dict[str, tuple[str, str]]:
+    """id → (reason, id of the earlier text it repeats), for texts already free of exact copies: MinHash
+    near-duplicates, then (optional, English only: MiniLM is unreliable on other languages) embeddings."""
+    near = near_duplicates(ids, texts, threshold=cfg.threshold, num_perm=cfg.num_perm, ngram=cfg.ngram)
+    found = {i: (f"near_duplicate{what}", j) for i, j in near.items()}
+    if cfg.semantic:
+        english = [k for k, i in enumerate(ids) if i not in near and languages[k] == "en"]
+        similar = semantic_duplicates(
+            [ids[k] for k in english], [texts[k] for k in english], threshold=cfg.semantic_threshold
+        )
+        found.update({i: (f"semantic_duplicate{what}", j) for i, j in similar.items()})
+    return found

@@ -9,35 +9,15 @@ prompts; train and validation characters share the rest.
 from collections import Counter
 from dataclasses import asdict
 
-from personas.errors import DramatisError
-from personas.records import Character, derive_seed, name_key, stable_id
+from personas.records import Character, derive_seed, stable_id
 from synth.llm import complete
-from synth.recipe import Recipe
+from synth.quality import name_index
+from synth.recipe import Recipe, parse_turns
 from synth.records import Dialogue, Prompt, Task
 from synth.rollout import Conversation, Sampling, rollout
 from synth.runner import Stage, fingerprint
 
 UNIT = 2**31  # derive_seed's range: derive_seed(...) / UNIT is a uniform draw in [0, 1)
-
-
-def parse_turns(spec: str) -> list[tuple[int, int, float]]:
-    """'2-10:0.9,11-24:0.1' → [(2, 10, 0.9), (11, 24, 0.1)]; a bad spec names the knob."""
-    ranges = []
-    for part in spec.split(","):
-        try:
-            span, _, weight = part.strip().partition(":")
-            lo, _, hi = span.partition("-")
-            lo, hi, w = int(lo), int(hi or lo), float(weight or 1)
-        except ValueError:
-            raise DramatisError(
-                f"dialogues.user_turns='{spec}': write 'lo-hi:weight,...', e.g. 2-10:0.9,11-24:0.1"
-            ) from None
-        if not 1 <= lo <= hi or w < 0:
-            raise DramatisError(f"dialogues.user_turns='{spec}': ranges need 1 ≤ lo ≤ hi and weights ≥ 0")
-        ranges.append((lo, hi, w))
-    if not sum(w for _, _, w in ranges):
-        raise DramatisError(f"dialogues.user_turns='{spec}': the weights sum to 0")
-    return ranges
 
 
 def draw_turns(ranges: list[tuple[int, int, float]], seed: int, key: str) -> int:
@@ -84,10 +64,7 @@ def plan_tasks(
 ) -> list[Task]:
     """Every dialogue the run will build, ordered so each character's tasks are adjacent (prefix cache)."""
     cfg, seed, counters = recipe.dialogues, recipe.seed, counters if counters is not None else Counter()
-    bad = set(cfg.modes) - {"R", "G"}
-    if bad or not cfg.modes:
-        raise DramatisError(f"dialogues.modes={cfg.modes}: use R and/or G")
-    ranges = parse_turns(cfg.user_turns)
+    ranges = parse_turns(cfg.user_turns)  # a bad spec was refused when the recipe loaded (DialoguesConfig.check)
     heldout = [c for c in characters if c.split == "heldout"]
     trained = [c for c in characters if c.split in ("train", "validation")]
     by_pool = sorted(prompts, key=lambda p: (derive_seed(seed, p.id, "pool"), p.id))
@@ -133,24 +110,12 @@ def plan_tasks(
     rank = {c.id: i for i, c in enumerate(characters)}
     if cfg.order == "shuffled":
         return sorted(tasks, key=lambda t: (derive_seed(seed, t.id, "shuffle"), t.id))
-    if cfg.order != "character":
-        raise DramatisError(f"dialogues.order={cfg.order}: use 'character' or 'shuffled'")
     return sorted(tasks, key=lambda t: (rank[t.character_id], t.mode, t.id))
 
 
 def names_of(characters: list[Character]) -> dict[str, str]:
     """name_key → full name, for full names and (Latin-script) first names: the wrong-character check's index."""
     return name_index(c.name for c in characters)
-
-
-def name_index(full_names) -> dict[str, str]:
-    names = {}
-    for name in full_names:
-        names[name_key(name)] = name
-        first = name.split()[0] if name.split() else ""
-        if first != name and len(first) > 2:
-            names.setdefault(name_key(first), name)
-    return names
 
 
 def dialogues_stage(recipe: Recipe, backend, cache, prompts: list[Prompt], characters: list[Character]) -> Stage:
@@ -185,7 +150,7 @@ def dialogues_stage(recipe: Recipe, backend, cache, prompts: list[Prompt], chara
         rollout(conversations, lambda requests: complete(backend(), cache, requests, counters), counters)
         for c in conversations:
             if c.reject is None:
-                # Token yield (GUIDE §7): output tokens that end in kept rows, against all output tokens.
+                # Token yield: output tokens that end in kept rows, against all output tokens (the report shows it).
                 counters["kept_output_tokens"] += c.counts["accepted_tokens"]
             yield c.reject if c.reject is not None else c.dialogue()
 

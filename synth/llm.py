@@ -1,7 +1,8 @@
 """Calling a backend the engine's way: through the request cache, with bounded retries on bad outputs.
 
 Failures are data: a result that cannot be parsed is retried with a new seed up to `max_attempts`
-times, then becomes a `Reject` carrying the reason and the last raw output (GUIDE §3).
+times, then becomes a `Reject` carrying the reason and the last raw output, so one bad output costs one row,
+never the run.
 """
 
 import json
@@ -89,7 +90,9 @@ def generate_validated(
 
 
 def json_object(result: ChatResult) -> dict:
-    """The JSON object a schema-constrained output holds, or `Rejected` (truncated / invalid_json / schema_violation)."""
+    """The JSON object a schema-constrained output holds.
+
+    Else `Rejected`: truncated, invalid_json or schema_violation."""
     if result.finish_reason == "length":
         raise Rejected("truncated", "the output hit max_tokens")
     try:

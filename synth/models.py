@@ -15,7 +15,8 @@ from personas.errors import DramatisError
 CACHE = Path(os.environ.get("DRAMATIS_CACHE", Path.home() / ".cache" / "dramatis"))
 GEMMA_DIR = CACHE / "models" / "gemma3-270m"
 TINY_DIR = CACHE / "models" / "tiny-qwen2"
-# Token ids of Gemma 3's `<eos>` and `<end_of_turn>` (GUIDE §6): both must end a reply.
+# Token ids of Gemma 3's `<eos>` and `<end_of_turn>`: both must end a reply (a chat turn ends with `<end_of_turn>`;
+# Google's Gemma 3 generation_config.json lists both as eos_token_id).
 GEMMA_END_IDS = [1, 106]
 
 

@@ -54,7 +54,8 @@ class OpenAIBackend:
         # Some servers have no /models (404 is fine), but a refused key fails every request alike.
         if response.status_code in (401, 403):
             raise DramatisError(
-                f"backend.base_url={self.base_url}: the server refused the API key (HTTP {response.status_code}); set ${self.api_key_env}"
+                f"backend.base_url={self.base_url}: the server refused the API key (HTTP {response.status_code}); "
+                f"set ${self.api_key_env}"
             )
 
     def _body(self, request: ChatRequest) -> dict:

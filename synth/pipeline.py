@@ -1,4 +1,4 @@
-"""The stages of `make synth`, wired: seeds → profiles → split → prompts → dialogues → dataset.
+"""The stages of `make synth`, wired: seeds → profiles → split → prompts → dialogues → curate → dataset.
 
 Each stage is a generator over records handed to the runner; everything is validated before the
 first shard is written, so bad input leaves nothing behind.
@@ -7,86 +7,29 @@ first shard is written, so bad input leaves nothing behind.
 import functools
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 from personas.errors import DramatisError
 from personas.profiles import character, parse_profile, profile_messages, profile_schema
 from personas.records import Character, Persona, derive_seed, name_key
 from personas.seeds import load_seeds
 from personas.split import assign_splits, find_leaks, profile_text
-from synth.backend import ChatRequest
+from synth.backend import ChatRequest, open_backend
 from synth.cache import RequestCache
-from synth.curate import check_config, curate_stage, find_similar
+from synth.curate import curate_stage
 from synth.dataset import write_dataset
+from synth.dedup import find_similar
 from synth.dialogues import dialogues_stage, plan_tasks
 from synth.llm import generate_validated
 from synth.models import resolve_model
 from synth.prompts import Mapping, load_prompts
-from synth.recipe import BackendConfig, DedupConfig, RayConfig, Recipe, as_dict, load_recipe
+from synth.recipe import DedupConfig, ProfilesConfig, Recipe, as_dict, load_recipe
 from synth.records import Dialogue, Prompt
 from synth.runner import Reject, Stage, load_records, run_stage
-
-
-def open_backend(config: BackendConfig, name: str | None = None, ray: RayConfig | None = None):
-    """The backend `config` describes; `name` (default: the model as configured) keys its requests in the cache.
-    With `ray`, vLLM runs as Ray replicas; the cache key is the same, so either executor resumes the other's run."""
-    if ray is not None:
-        from synth.ray_backend import RayBackend
-
-        if config.kind != "vllm":
-            raise DramatisError(
-                f"executor=ray runs vLLM replicas; backend.kind={config.kind} scales on its server: use executor=local"
-            )
-        return RayBackend(
-            resolve_model(config.model),
-            name=name or config.model,
-            replicas=ray.replicas,
-            address=ray.address,
-            num_cpus=ray.num_cpus,
-            gpus_per_replica=ray.gpus_per_replica,
-            cpus_per_replica=ray.cpus_per_replica,
-            start_timeout_s=ray.start_timeout_s,
-            temp_dir=ray.temp_dir,
-            **vllm_options(config),
-        )
-    if config.kind == "openai":
-        from synth.openai_backend import OpenAIBackend
-
-        return OpenAIBackend(
-            config.model,
-            config.base_url,
-            api_key_env=config.api_key_env,
-            concurrency=config.concurrency,
-            timeout_s=config.timeout_s,
-            max_retries=config.max_retries,
-            backoff_s=config.backoff_s,
-        )
-    if config.kind == "vllm":
-        from synth.vllm_backend import VLLMBackend
-
-        return VLLMBackend(resolve_model(config.model), name=name or config.model, **vllm_options(config))
-    raise DramatisError(f"backend.kind={config.kind}: use 'vllm' or 'openai'")
-
-
-def vllm_options(config: BackendConfig) -> dict:
-    return dict(
-        max_model_len=config.max_model_len,
-        batch_size=config.batch_size,
-        kv_cache_gb=config.kv_cache_gb,
-        gpu_memory_utilization=config.gpu_memory_utilization,
-        tensor_parallel_size=config.tensor_parallel_size,
-    )
-
-
-def check_writable(out: Path) -> None:
-    probe = out / ".write-probe"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise DramatisError(f"out={out}: cannot write there ({e.strerror})") from None
+from synth.shards import check_writable
 
 
 def unique_and_sampled(stage: str, records: list, key, is_empty, chosen: set[str], similar: dict | None = None):
@@ -126,7 +69,8 @@ def unique_and_sampled(stage: str, records: list, key, is_empty, chosen: set[str
                     reason=reason,
                     duplicate_of=of,
                     record=r.model_dump_json(),
-                    detail=f"{r.source}:{r.source_line} nearly repeats {by_id[of].source} line {by_id[of].source_line}",
+                    detail=f"{r.source}:{r.source_line} nearly repeats {by_id[of].source} "
+                    f"line {by_id[of].source_line}",
                 )
             elif r.id not in chosen:
                 counters["not_sampled"] += 1
@@ -157,9 +101,13 @@ def seeds_stage(recipe: Recipe, personas: list[Persona]) -> Stage:
     return Stage("seeds", Persona, process, recipe.chunk_size, settings)
 
 
-def profiles_stage(recipe: Recipe, backend, cache: RequestCache) -> Stage:
-    """Persona → Character by JSON-schema constrained decoding, validated, retried, or rejected with a reason."""
-    cfg, schema = recipe.profiles, profile_schema()
+def profiles_stage(
+    cfg: ProfilesConfig, backend, cache: RequestCache, *, seed: int, chunk_size: int, model: str, kind: str
+) -> Stage:
+    """Persona → Character by JSON-schema constrained decoding, validated, retried, or rejected with a reason.
+    `model` and `kind` name the backend's model (recorded in each Character) and kind; `dramatis eval` builds
+    the stage too, from its own section config, so it takes no synth `Recipe`."""
+    schema = profile_schema()
 
     def language(p: Persona) -> str:
         return p.language if cfg.language == "auto" else cfg.language
@@ -167,7 +115,7 @@ def profiles_stage(recipe: Recipe, backend, cache: RequestCache) -> Stage:
     def request(p: Persona, attempt: int) -> ChatRequest:
         return ChatRequest(
             messages=profile_messages(p, language(p)),
-            seed=derive_seed(recipe.seed, p.id, attempt),
+            seed=derive_seed(seed, p.id, attempt),
             max_tokens=cfg.max_tokens,
             temperature=cfg.temperature,
             top_p=cfg.top_p,
@@ -178,7 +126,7 @@ def profiles_stage(recipe: Recipe, backend, cache: RequestCache) -> Stage:
 
     def parse(p: Persona, result, req: ChatRequest, attempt: int) -> Character:
         fields = parse_profile(result.text, result.finish_reason, language(p))
-        return character(p, fields, language(p), recipe.backend.model, req.seed, attempt + 1)
+        return character(p, fields, language(p), model, req.seed, attempt + 1)
 
     def process(chunk: list[Persona], counters: Counter):
         yield from generate_validated(
@@ -192,13 +140,8 @@ def profiles_stage(recipe: Recipe, backend, cache: RequestCache) -> Stage:
             counters=counters,
         )
 
-    settings = {
-        "profiles": asdict(cfg),
-        "model": recipe.backend.model,
-        "kind": recipe.backend.kind,
-        "seed": recipe.seed,
-    }
-    return Stage("profiles", Character, process, recipe.chunk_size, settings)
+    settings = {"profiles": asdict(cfg), "model": model, "kind": kind, "seed": seed}
+    return Stage("profiles", Character, process, chunk_size, settings)
 
 
 def duplicate_characters(characters: list[Character], cfg: DedupConfig) -> dict[str, tuple[str, str, str]]:
@@ -307,8 +250,19 @@ def instruction_mapping(recipe: Recipe) -> Mapping:
     )
 
 
-def run_synth(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> dict[str, dict]:
-    """Run the named stages in order (each needs the ones before it); returns each stage's manifest."""
+class Inputs(NamedTuple):
+    """What a run reads, loaded and checked: `prepare` makes it before anything is written."""
+
+    personas: list[Persona]
+    prompts: list[Prompt]
+    eval_personas: list[Persona]
+    backend: Callable  # opens the backend on its first call, then returns the same one
+    out: Path
+
+
+def prepare(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> Inputs:
+    """Load what the named stages read and check what the run needs: the model path, the backend (a server or
+    Ray cluster is reached now), a writable `out`."""
     personas = load_seeds(recipe.seeds.source, recipe.seeds.field, recipe.seeds.split)
     # Everything a later stage reads is loaded and checked now: bad input fails before any shard is written.
     prompts = (
@@ -319,14 +273,8 @@ def run_synth(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> dict[str, dic
     eval_personas = (
         [p for path in recipe.split.eval_sets for p in load_seeds(path, "persona")] if "split" in stages else []
     )
-    if "dialogues" in stages:
-        plan_tasks(recipe, [], [])  # validates the dialogue knobs
-    check_config(recipe.curate)
+    # The knobs themselves (choices, bounds, each section's check()) were checked when the recipe loaded.
     out = Path(recipe.out)
-    if recipe.backend.kind not in ("vllm", "openai"):  # else the seeds stage is written before open_backend says so
-        raise DramatisError(f"backend.kind={recipe.backend.kind}: use 'vllm' or 'openai'")
-    if recipe.executor not in ("local", "ray"):
-        raise DramatisError(f"executor={recipe.executor}: use 'local' or 'ray'")
     if recipe.backend.kind == "vllm":
         resolve_model(recipe.backend.model)  # a bad model path fails here, before anything is written
     # The engine starts only if a chunk needs it: a finished run relaunched costs no model start.
@@ -336,13 +284,29 @@ def run_synth(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> dict[str, dic
     if recipe.backend.kind == "openai" or recipe.executor == "ray":
         backend()  # fail now if the server is unreachable, or the Ray cluster lacks what the replicas need
     check_writable(out)
+    return Inputs(personas, prompts, eval_personas, backend, out)
+
+
+def run_synth(recipe: Recipe, stages: tuple[str, ...] = STAGES, inputs: Inputs | None = None) -> dict[str, dict]:
+    """Run the named stages in order (each needs the ones before it) on `inputs` (default: `prepare`'s);
+    returns each stage's manifest."""
+    personas, prompts, eval_personas, backend, out = prepare(recipe, stages) if inputs is None else inputs
     resolved = as_dict(recipe)
     manifests = {"seeds": run_stage(seeds_stage(recipe, personas), personas, out / "seeds", resolved)}
     cache = RequestCache(out / "cache.sqlite")
     try:
         if "profiles" in stages:
             kept = load_records(out / "seeds", Persona)
-            manifests["profiles"] = run_stage(profiles_stage(recipe, backend, cache), kept, out / "profiles", resolved)
+            stage = profiles_stage(
+                recipe.profiles,
+                backend,
+                cache,
+                seed=recipe.seed,
+                chunk_size=recipe.chunk_size,
+                model=recipe.backend.model,
+                kind=recipe.backend.kind,
+            )
+            manifests["profiles"] = run_stage(stage, kept, out / "profiles", resolved)
         if "split" in stages:
             characters = load_records(out / "profiles", Character)
             manifests["split"] = run_stage(
@@ -372,7 +336,6 @@ def curate_run(
     eval_personas: list[Persona] | None = None,
 ) -> dict:
     """The stages after generation, on a run's shards: no model, so `dramatis curate RUN` re-runs them alone."""
-    check_config(recipe.curate)
     if eval_personas is None:
         eval_personas = [p for path in recipe.split.eval_sets for p in load_seeds(path, "persona")]
     manifests = {}

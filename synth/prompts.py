@@ -1,21 +1,20 @@
-"""Instruction sources → `Prompt` records: jsonl / csv files or Hugging Face datasets, with a column mapping.
+"""Instruction sources → `Prompt` records: jsonl / json / csv files or Hugging Face datasets, with a column mapping.
 
 The default mapping reads, unchanged, the three formats in ../shared/data/instructions/: self-instruct
 seed tasks and user-oriented instructions (`instruction` + `instances[0].input/output`: usable by R and
-G) and MT-Bench (`turns`: multi-turn; `reference` answers for its math, reasoning and coding questions). Each mapping entry lists alternatives separated by
-commas; a dotted path walks into nested rows (`instances.0.output`). Errors name file and line.
+G) and MT-Bench (`turns`: multi-turn; `reference` answers for its math, reasoning and coding questions).
+Each mapping entry lists alternatives separated by commas; a dotted path walks into nested rows
+(`instances.0.output`). Errors name file and line.
 """
 
-import csv
-import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from personas.errors import DramatisError, at
 from personas.language import detect_language
 from personas.records import stable_id
-from personas.seeds import normalize, read_lines
+from personas.seeds import normalize
+from personas.sources import read_rows
 from synth.records import Prompt
 
 
@@ -104,68 +103,24 @@ def normalize_turn(text: str) -> str:
     return "\n".join(normalize(line) if line.strip() else "" for line in text.strip().splitlines())
 
 
-def _jsonl_rows(path: Path):
-    for number, text in read_lines(path):
-        try:
-            yield number, json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DramatisError(f"{at(path, number)}: not valid JSON ({e.msg} at column {e.colno})") from None
-
-
-def _json_rows(path: Path):
-    """A .json file holds one array of rows; the row number stands in for the line."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DramatisError(f"{path}: not a valid UTF-8 JSON array ({e}); use .jsonl for one row per line") from None
-    if not isinstance(data, list):
-        raise DramatisError(f"{path}: a .json source must hold an array of rows; use .jsonl for one row per line")
-    yield from enumerate(data, start=1)
-
-
-def _csv_rows(path: Path):
-    lines = dict(read_lines(path))  # read_lines checks the encoding and reports the bad line
-    # Blank lines are put back so the reader's line count is the file's: a quoted cell may span lines.
-    text = "\n".join(lines.get(n, "") for n in range(1, max(lines, default=0) + 1))
-    reader = csv.DictReader(io.StringIO(text))
-    reader.fieldnames  # reads the header row
-    start = reader.line_num + 1
-    for row in reader:
-        while start <= reader.line_num and not lines.get(start, "").strip():
-            start += 1  # the row begins at its first non-blank line
-        yield start, row
-        start = reader.line_num + 1
-
-
-def _hub_rows(name: str, split: str):
-    import datasets
-
-    try:
-        dataset_id, _, config = name.partition(":")  # hf:<id>:<config> picks one config of a multi-config dataset
-        rows = datasets.load_dataset(dataset_id, config or None, split=split)
-    except Exception as e:  # offline, missing, private: the user needs the reason, whatever its type
-        raise DramatisError(f"hf:{name}: cannot load the dataset ({type(e).__name__}: {e})") from None
-    yield from enumerate(rows, start=1)
-
-
 def load_prompts(sources: list[str], mapping: Mapping = Mapping(), split: str = "train") -> list[Prompt]:
-    """All prompts of all `sources` in order. A source is a .jsonl/.csv path or hf:<dataset id>."""
+    """All prompts of all `sources` in order. A source is a .jsonl/.json/.csv path or hf:<dataset id>."""
     if not sources:
         raise DramatisError("instructions.sources: give at least one instruction file or hf:<dataset id>")
     prompts = []
     for source in sources:
-        if source.startswith("hf:"):
-            rows, label = _hub_rows(source[3:], split), source
-        else:
+        label = source
+        if not source.startswith("hf:"):
             path = Path(source).expanduser()
             if not path.is_file():
                 raise DramatisError(f"{path}: instruction file not found")
             suffix = path.suffix.lower()
             if suffix not in (".jsonl", ".json", ".csv"):
-                raise DramatisError(f"{path}: unknown instruction format '{suffix}' (use .jsonl, .csv or hf:<id>)")
-            reader = {".csv": _csv_rows, ".json": _json_rows}.get(suffix, _jsonl_rows)
-            rows, label = reader(path), str(path)
-        found = [to_prompt(row, mapping, label, number) for number, row in rows]
+                raise DramatisError(
+                    f"{path}: unknown instruction format '{suffix}' (use .jsonl, .json, .csv or hf:<id>)"
+                )
+            label = str(path)
+        found = [to_prompt(row, mapping, where.source, where.line) for where, row in read_rows(source, split)]
         if not found:
             raise DramatisError(f"{label}: no instructions found (the source is empty)")
         prompts += found
@@ -174,7 +129,8 @@ def load_prompts(sources: list[str], mapping: Mapping = Mapping(), split: str = 
         first = seen.setdefault(p.id, p)
         if first is not p:
             raise DramatisError(
-                f"{at(p.source, p.source_line)}: prompt id '{p.source_id}' repeats {at(first.source, first.source_line)} "
+                f"{at(p.source, p.source_line)}: prompt id '{p.source_id}' repeats "
+                f"{at(first.source, first.source_line)} "
                 "(ids come from the file name and the row id; give rows unique ids or rename one file)"
             )
     return prompts

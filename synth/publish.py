@@ -1,4 +1,4 @@
-"""Publishing a run to the Hugging Face Hub (issue 4): the splits as Parquet for the Hub's viewer (or our Arrow
+"""Publishing a run to the Hugging Face Hub: the splits as Parquet for the Hub's viewer (or our Arrow
 shards as they are) and a generated dataset card, in one folder that is uploaded as it is.
 
     dramatis publish RUN --repo user/name [--private] [--dry-run] [--format parquet|arrow]
@@ -76,7 +76,8 @@ def project_license() -> str:
 
 def seed_license(source: str) -> tuple[str, str]:
     """(license id, sentence for the card) inherited from the seed source of the recipe."""
-    # hf:proj-persona/PersonaHub[:config], or a file taken from tencent-ailab/persona-hub (../shared/data/seeds/personahub_*)
+    # hf:proj-persona/PersonaHub[:config], or a file taken from tencent-ailab/persona-hub
+    # (../shared/data/seeds/personahub_*)
     if any(key in source.lower() for key in ("personahub", "persona-hub", "persona_hub")):
         return PERSONA_HUB, (
             "The characters are built from Persona Hub personas (Tencent AI Lab), released under "
@@ -164,7 +165,8 @@ def _source(source: str) -> str:
 
 def _schema_rows(model) -> list[str]:
     return [
-        f"| `{f.name}` | `{f.type}` | {model.model_fields[f.name].description or DESCRIBE.get(f.name, _profile(f.name))} |"
+        f"| `{f.name}` | `{f.type}` | "
+        f"{model.model_fields[f.name].description or DESCRIBE.get(f.name, _profile(f.name))} |"
         for f in arrow_schema(model)
     ]
 
@@ -199,7 +201,10 @@ DESCRIBE = {
 def leakage_line(info: dict) -> str:
     check = leakage(info)
     if check["status"] == "NOT CHECKED":
-        return "**NOT RECORDED**: this run's dataset_info.json holds no leakage check; rebuild the dataset before publishing."
+        return (
+            "**NOT RECORDED**: this run's dataset_info.json holds no leakage check; "
+            "rebuild the dataset before publishing."
+        )
     return (
         f"**{check['status']}**: {check.get('training_characters', '?')} training characters against "
         f"{check.get('heldout_characters', '?')} held-out characters and {check.get('eval_personas', '?')} evaluation "
@@ -247,12 +252,12 @@ def render_card(run: Path, info: dict, profiles: dict[str, int], plots: list[str
     lines = [
         f"# {data.pretty_name}",
         "",
-        "Synthetic role-play conversations for teaching a language model to stay in character, made with Dramatis in the "
-        "style of OpenCharacter (arXiv 2501.15427): one-line persona seeds became structured character profiles, and each "
-        "character answered instructions in its own voice, either rewriting a reference answer (mode R) or generating "
-        "one (mode G), in single- and multi-turn dialogues. The system message carries the profile. Characters are split "
-        "before any dialogue is written, so the `validation` and `heldout` characters never appear in `train`; `heldout` "
-        "is for evaluating generalization to unseen characters, not for training.",
+        "Synthetic role-play conversations for teaching a language model to stay in character, made with Dramatis in "
+        "the style of OpenCharacter (arXiv 2501.15427): one-line persona seeds became structured character profiles, "
+        "and each character answered instructions in its own voice, either rewriting a reference answer (mode R) or "
+        "generating one (mode G), in single- and multi-turn dialogues. The system message carries the profile. "
+        "Characters are split before any dialogue is written, so the `validation` and `heldout` characters never "
+        "appear in `train`; `heldout` is for evaluating generalization to unseen characters, not for training.",
         "",
         "## License",
         "",
@@ -324,7 +329,8 @@ def render_card(run: Path, info: dict, profiles: dict[str, int], plots: list[str
         '    model="Qwen/Qwen3-0.6B",  # any chat model whose template TRL can mask',
         '    train_dataset=data["train"].select_columns(["messages"]),',
         '    eval_dataset=data["validation"].select_columns(["messages"]),',
-        '    args=SFTConfig(output_dir="roleplay-sft", assistant_only_loss=True),  # loss on the character\'s turns only',
+        '    args=SFTConfig(output_dir="roleplay-sft", assistant_only_loss=True),'
+        "  # loss on the character's turns only",
         ")",
         "trainer.train()",
         "```",

@@ -1,6 +1,6 @@
 """Checks every generated turn must pass; each failure is a `Rejected(reason, detail)` the stage counts.
 
-Reasons (issue 3): empty, truncated, assistant_speak, wrong_character (串戏), wrong_language, lost_facts,
+Reasons: empty, truncated, assistant_speak, wrong_character (串戏), wrong_language, lost_facts,
 and echo: a turn that mostly copies the user's message, an earlier turn or a few-shot example (seen with
 the small offline base model: it parrots the example answer or the question instead of replying).
 """
@@ -38,7 +38,8 @@ ASSISTANT_SPEAK = re.compile(
     re.IGNORECASE,
 )
 AS_A_OPENER = re.compile(
-    r"^\W*(?:as an? (?!matter of fact|result\b|rule\b|whole\b)[^,.!?\n]{1,80},|作为一(?:个|名|位)[^，,。]{1,30}[，,]|als [^,.!?\n]{1,60},|как [^,.!?\n]{1,60},)",
+    r"^\W*(?:as an? (?!matter of fact|result\b|rule\b|whole\b)[^,.!?\n]{1,80},"
+    r"|作为一(?:个|名|位)[^，,。]{1,30}[，,]|als [^,.!?\n]{1,60},|как [^,.!?\n]{1,60},)",
     re.IGNORECASE,
 )
 # "I am X" / "我是X": the words after a self-introduction, to look up among the run's other characters.
@@ -51,6 +52,24 @@ WORDLIKE = re.compile(r"[^\W\d_]", re.UNICODE)
 SHINGLE = 12  # characters: long enough to mean copying, short enough for Chinese, which has no spaces
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 CODE_BLOCK = re.compile(r"```.*?```", re.DOTALL)
+INLINE_CODE = re.compile(r"`[^`\n]+`")
+# Structural debris: what a model leaves of a JSON-constrained output or of its chat template when it loses
+# the thread, and what a model trained on such rows learns to emit ("…support your response.}")}}}}]}").
+# Prose opens with a word, a quote or a cue in brackets, never with a closing bracket, a '>' or '"}'.
+DEBRIS_OPENER = re.compile(r'^\s*(?:[\]}>]|"\s*[\]}:,])')
+PUNCTUATION = re.compile(r"[^\w\s]+")
+DEBRIS = re.compile(
+    "|".join(
+        [
+            r"<\|[A-Za-z_]{2,30}\|>",  # ChatML and Llama 3 tokens: <|im_start|>, <|im_end|>, <|eot_id|>
+            r"</?(?:start_of_turn|end_of_turn|bos|eos|s)>|\[/?INST\]",  # Gemma, Llama 2 / Mistral
+            r"[{}][^\s{}]{0,6}(?:user|assistant|model|system)\b|\b(?:user|assistant|model|system)[{}]",  # {功夫user}
+            r"[\]}](?:\s*[\"')\]}]){2,}",  # a run of JSON closers: }}}, ]} }}, }")}}
+            r"\"\s*}",  # a JSON string closed, then its object
+        ]
+    ),
+    re.IGNORECASE,
+)
 
 
 def check_turn(text: str, finish_reason: str, language: str, *, own_name: str, other_names: dict[str, str]) -> str:
@@ -70,6 +89,26 @@ def check_turn(text: str, finish_reason: str, language: str, *, own_name: str, o
     if written != language:
         raise Rejected("wrong_language", f"turn written in {written}, the dialogue is in {language}")
     return text
+
+
+def debris(text: str) -> str:
+    """The structural debris in a turn (an opening `]}`, a chat-template token, `{user}`, a run of `}}}`), else ''.
+    Code is left out: `{}` in a format string or braces in a code block are what the character meant to write."""
+    if DEBRIS_OPENER.match(text):
+        return f"opens with {PUNCTUATION.match(text.lstrip()).group(0)[:12]!r}"
+    found = DEBRIS.search(INLINE_CODE.sub(" ", CODE_BLOCK.sub(" ", text)))
+    return repr(found.group(0)) if found else ""
+
+
+def name_index(full_names) -> dict[str, str]:
+    """name_key → full name, for full names and (Latin-script) first names: `wrong_character`'s index."""
+    names = {}
+    for name in full_names:
+        names[name_key(name)] = name
+        first = name.split()[0] if name.split() else ""
+        if first != name and len(first) > 2:
+            names.setdefault(name_key(first), name)
+    return names
 
 
 def wrong_character(text: str, own_name: str, other_names: dict[str, str]) -> str:

@@ -1,4 +1,4 @@
-"""The data report of one run: `RUN/report/report.md` plus PNG plots, numbers a person reads in a minute (issue 4).
+"""The data report of one run: `RUN/report/report.md` plus PNG plots, numbers a person reads in a minute.
 
     .venv/bin/dramatis report runs/demo
 
@@ -15,14 +15,14 @@ import textwrap
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+from matplotlib.ticker import StrMethodFormatter
 
 from personas.errors import DramatisError
 from personas.records import Character, Persona
 from personas.split import LEAK_REASONS, SPLITS
 from synth.pipeline import STAGES
+from synth.plots import axes
 from synth.records import Dialogue
 from synth.runner import load_records
 from synth.shards import read_shard, staged_folder
@@ -85,7 +85,8 @@ def tokens(manifests: dict[str, dict]) -> dict:
             per_stage[stage] = spent
     total = {k: sum(s[k] for s in per_stage.values()) for k in TOKENS + REQUESTS}
     dialogues = manifests.get("dialogues", {}).get("counters", {})
-    # GUIDE §7: ≥ 95% of generated dialogue tokens should end in kept rows; retries and rejects are the waste.
+    # Token yield (the goal is ≥ 95%): generated dialogue tokens that end in kept rows; retries and rejects are the
+    # waste.
     # Output tokens of results taken from the request cache count too: the rows cost them, in an earlier run.
     output = dialogues.get("output_tokens", 0) + dialogues.get("reused_output_tokens", 0)
     has_yield = "kept_output_tokens" in dialogues and output
@@ -103,7 +104,8 @@ def tokens(manifests: dict[str, dict]) -> dict:
 
 def leakage(info: dict | None) -> dict:
     """PASS only when no training character is a held-out one or a near-duplicate of a held-out or evaluation one:
-    zero is the only passing value for training splits (issue 4). A missing number fails; it is not a zero."""
+    zero is the only passing value for training splits (one such character already makes a held-out score measure
+    memory, not generalization). A missing number fails; it is not a zero."""
     if not info or "leakage" not in info:
         return {"status": "NOT CHECKED"}
     check = info["leakage"]
@@ -220,25 +222,15 @@ def gather(run: Path) -> dict:
     }
 
 
-def _axes(title: str, xlabel: str, ylabel: str, size=(6.4, 3.6), count_axis: str = "y"):
-    fig = Figure(figsize=size, dpi=100, layout="constrained")  # no pyplot: no global state, no display needed
-    ax = fig.subplots()
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    ax.grid(axis=count_axis, alpha=0.3)
-    if count_axis == "y":  # counts: no "2.5 characters"
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    return fig, ax
-
-
 def _bars(title, xlabel, ylabel, counts: dict):
-    fig, ax = _axes(title, xlabel, ylabel)
+    fig, ax = axes(title, xlabel, ylabel)
     ax.bar_label(ax.bar([str(k) for k in counts], list(counts.values()), color="tab:blue"))
     ax.margins(y=0.12)  # room for the count above the tallest bar
     return fig
 
 
 def _hist(title, xlabel, ylabel, values: list[int]):
-    fig, ax = _axes(title, xlabel, ylabel)
+    fig, ax = axes(title, xlabel, ylabel)
     ax.hist(values, bins=min(30, max(5, len(set(values)))), color="tab:blue", edgecolor="white")
     median = statistics.median(values)
     ax.axvline(median, color="black", linestyle="--", label=f"median {median:,.0f}")
@@ -247,13 +239,13 @@ def _hist(title, xlabel, ylabel, values: list[int]):
 
 
 def _replies(groups: dict[str, list[int]]):
-    fig, ax = _axes("Character reply length by mode and language", "mode · language", "characters per reply")
+    fig, ax = axes("Character reply length by mode and language", "mode · language", "characters per reply")
     ax.boxplot(list(groups.values()), tick_labels=[f"{k}\n(n={len(v)})" for k, v in groups.items()])
     return fig
 
 
 def _balance(b: dict):
-    fig, ax = _axes(
+    fig, ax = axes(
         f"Rows per character (min {b['min']}, median {b['median']:g}, max {b['max']})",
         "characters, most rows first",
         "rows",
@@ -269,7 +261,7 @@ def _balance(b: dict):
 
 def _outcomes(per_stage: dict[str, dict]):
     # Shares, not counts: 500 prompts and 10 characters would not fit one count axis.
-    fig, ax = _axes(
+    fig, ax = axes(
         "What became of each stage's inputs",
         "share of the stage's inputs (%)",
         "",
@@ -290,7 +282,10 @@ def _outcomes(per_stage: dict[str, dict]):
             pct = [100 * x / (per_stage[s]["inputs"] or 1) for x, s in zip(n, stages, strict=False)]
             bars = ax.barh(stages, pct, left=left, color=color, label=label)
             ax.bar_label(
-                bars, labels=[f"{x:,}" if p >= 6 else "" for x, p in zip(n, pct, strict=False)], label_type="center", fontsize=8
+                bars,
+                labels=[f"{x:,}" if p >= 6 else "" for x, p in zip(n, pct, strict=False)],
+                label_type="center",
+                fontsize=8,
             )
             left = [a + b for a, b in zip(left, pct, strict=False)]
     ax.set_xlim(0, 100)
@@ -299,7 +294,7 @@ def _outcomes(per_stage: dict[str, dict]):
 
 
 def _tokens(per_stage: dict[str, dict]):
-    fig, ax = _axes("Tokens spent per stage", "stage", "tokens")
+    fig, ax = axes("Tokens spent per stage", "stage", "tokens")
     stages, width = list(per_stage), 0.19
     kinds = [
         ("prompt_tokens", "prompt"),
@@ -407,8 +402,9 @@ def headline(n: dict) -> list[str]:
     lines.append(f"- **Final rows** ({n['final']['source'] or 'none'}): {n['final']['rows']:,}{per_split}")
     if t["per_stage"]:
         reused = (
-            f" ({total['requests_cached']:,} more answered from the request cache: {total['reused_prompt_tokens']:,} prompt + "
-            f"{total['reused_output_tokens']:,} output tokens spent by an earlier run)"
+            f" ({total['requests_cached']:,} more answered from the request cache: "
+            f"{total['reused_prompt_tokens']:,} prompt + {total['reused_output_tokens']:,} output tokens spent by an "
+            "earlier run)"
             if total["requests_cached"]
             else ""
         )
@@ -491,13 +487,15 @@ def render_markdown(n: dict, plots: list[tuple[str, str]]) -> str:
             "Prompt and output tokens generated by this run; requests answered from the request cache "
             "were paid for by an earlier run (their tokens in the last two columns).",
             "",
-            "| stage | requests generated | prompt | from prefix cache | output | requests from cache | their prompt | their output |",
+            "| stage | requests generated | prompt | from prefix cache | output | requests from cache | their prompt "
+            "| their output |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for stage, s in [*n["tokens"]["per_stage"].items(), ("**total**", n["tokens"]["total"])]:
             lines.append(
                 f"| {stage} | {s['requests_generated']:,} | {s['prompt_tokens']:,} | {s['cached_prompt_tokens']:,} | "
-                f"{s['output_tokens']:,} | {s['requests_cached']:,} | {s['reused_prompt_tokens']:,} | {s['reused_output_tokens']:,} |"
+                f"{s['output_tokens']:,} | {s['requests_cached']:,} | {s['reused_prompt_tokens']:,} | "
+                f"{s['reused_output_tokens']:,} |"
             )
         lines.append("")
     lines += ["## Plots", ""] + [f"![{caption}]({name})\n" for name, caption in plots]

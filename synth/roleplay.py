@@ -3,7 +3,7 @@
 These are the *data-making* prompts, not the training format: a training row's system message is the
 character's rendered profile (`personas.profiles.render_system_prompt`), the same text used at inference.
 The shared parts come first (instructions, few-shot turns, then the profile), so one character's
-requests share a long prefix that vLLM's prefix cache serves once (GUIDE §3).
+requests share a long prefix that vLLM's automatic prefix caching computes once.
 Untrusted names and texts are only concatenated or `str.replace`d in, never used as format templates.
 """
 

@@ -69,6 +69,16 @@ def write_atomic(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def check_writable(out: Path) -> None:
+    probe = out / ".write-probe"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise DramatisError(f"out={out}: cannot write there ({e.strerror})") from None
+
+
 def write_shard(path: Path, rows: list[BaseModel], schema: pa.Schema) -> str:
     """Write `rows` as one IPC stream file; returns its sha256 (recorded in the manifest)."""
     table = pa.Table.from_pylist([r.model_dump() for r in rows], schema=schema)

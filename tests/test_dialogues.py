@@ -11,7 +11,7 @@ from personas.records import Character
 from synth.records import Dialogue, Prompt, Task
 from synth.runner import load_records, shard_paths
 from synth.shards import read_shard
-from tests.conftest import kill_after_first_chunk, start_tiny_run
+from tests.helpers import kill_after_first_chunk, start_tiny_run
 
 
 def _manifest(stage: Path) -> dict:

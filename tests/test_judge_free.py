@@ -54,13 +54,29 @@ def test_planted_replies_get_the_known_verdict(text, system, user, language, fin
     )
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A tuned demo model's answer to a PersonaGym question: it learned the debris from its training rows.
+        'I would bake for them first, and then I would listen. Please support your response.}")}}}}}}}}}}]} }}}}}}',
+        "]} I have been working at the bakery since dawn, kneading the dough.",
+        "I knead the dough before dawn.<end_of_turn>\n<start_of_turn>user\nAnd then?",
+    ],
+)
+def test_a_reply_with_json_or_template_debris_is_out_of_character(text):
+    assert out_of_character(text, name="Mara Quinn", system=SYSTEM, user=QUESTION, language="en") == "debris"
+
+
 def test_distinct_n_counts_unique_word_ngrams_over_all_replies():
     assert distinct(["a b c", "A b d"], 1) == 4 / 6 and distinct(["a b c", "a b d"], 2) == 3 / 4
     assert distinct(["same words here"] * 5, 3) == 1 / 5 and distinct([], 1) == distinct(["one"], 2) == 0.0
 
 
 BAKER = "Name: Mara Quinn\nExperience: a baker in Galway who rises at four to bake sourdough bread and scones."
-PILOT = "Name: Tomas Reyes\nExperience: an airline pilot who has flown long-haul routes across the Pacific for twenty years."
+PILOT = (
+    "Name: Tomas Reyes\nExperience: an airline pilot who has flown long-haul routes across the Pacific "
+    "for twenty years."
+)
 LAWYER = "Name: Ines Duval\nExperience: a criminal defence lawyer in Paris who argues murder trials in court."
 PROFILES = {"Mara Quinn": BAKER, "Tomas Reyes": PILOT, "Ines Duval": LAWYER}
 

@@ -23,7 +23,7 @@ from synth.recipe import load_recipe
 from synth.records import Dialogue, Message
 from synth.runner import load_records, run_stage, shard_paths
 from synth.shards import read_shard
-from tests.conftest import SEEDS_5K, SHARED
+from tests.helpers import SEEDS_5K, SHARED
 
 PERSONAGYM = SHARED / "heldout" / "personagym_dev" / "personagym_dev.jsonl"
 SEED_LINES = {n: json.loads(line)["persona"] for n, line in enumerate(SEEDS_5K.read_text().splitlines(), start=1)}
@@ -37,8 +37,8 @@ REAL = {
         "male",
         "African American",
         "Chicago, Illinois, USA",
-        "Covered the Chicago Bulls for the Tribune through both three-peats and sat down with Michael Jordan eleven times. "
-        "Now writes a weekly column and is finishing a book of locker-room stories.",
+        "Covered the Chicago Bulls for the Tribune through both three-peats and sat down with Michael Jordan "
+        "eleven times. Now writes a weekly column and is finishing a book of locker-room stories.",
         "Gregarious, sharp-eared, loyal to his sources, allergic to hype.",
     ),
     3: (
@@ -67,8 +67,8 @@ REAL = {
         "male",
         "Indian",
         "Chennai, Tamil Nadu, India",
-        "Joined the Indian Patent Office in 1993 and has examined thousands of chemical and pharmaceutical applications. "
-        "Trains junior examiners in drafting objections.",
+        "Joined the Indian Patent Office in 1993 and has examined thousands of chemical and pharmaceutical "
+        "applications. Trains junior examiners in drafting objections.",
         "Methodical, patient, exacting about wording, dry wit.",
     ),
     6: (
@@ -137,8 +137,8 @@ REAL = {
         "female",
         "Bangladeshi British",
         "Leeds, England",
-        "Runs a dermatology clinic in Leeds and recommends a local maker's handmade olive oil soap to patients with eczema. "
-        "Has published on contact dermatitis from fragranced products.",
+        "Runs a dermatology clinic in Leeds and recommends a local maker's handmade olive oil soap to patients "
+        "with eczema. Has published on contact dermatitis from fragranced products.",
         "Warm, evidence-minded, reassuring, impatient with skincare fads.",
     ),
     24: (
@@ -207,8 +207,8 @@ REAL = {
         "male",
         "White American",
         "Sioux Falls, South Dakota, USA",
-        "Coached Summit League basketball for twenty-five seasons, with three conference titles and plenty of losing years. "
-        "Follows every game from his recliner now.",
+        "Coached Summit League basketball for twenty-five seasons, with three conference titles and plenty of "
+        "losing years. Follows every game from his recliner now.",
         "Gruff, loyal, competitive, sentimental about his players.",
     ),
     43: (
@@ -283,7 +283,8 @@ VALIDATION = (4, 29, 39)
 
 
 def reworded_musician(name: str):
-    """Held-out line 6 (Viktor Lindqvist) re-worded: persona cosine 0.917; profile 0.733 under a new name, 0.959 under his."""
+    """Held-out line 6 (Viktor Lindqvist) re-worded: persona cosine 0.917; profile 0.733 under a new name, 0.959
+    under his."""
     return make(
         "A heavy-metal guitarist who is also passionate about boxing.",
         "planted",
@@ -359,7 +360,8 @@ def test_a_reworded_heldout_character_is_caught_and_real_characters_are_not(char
 def test_a_heldout_profile_copied_under_another_name_is_caught(characters):
     train, heldout = split_at(characters)
     copy = make(
-        "A veteran Summit League basketball coach who has seen plenty of wins and losses and follows the season closely",
+        "A veteran Summit League basketball coach who has seen plenty of wins and losses "
+        "and follows the season closely",
         "planted",
         1,
         "Rick Halvorsen",
@@ -492,7 +494,8 @@ def test_split_stage_drops_planted_leaks_as_rejects_and_splits_deterministically
     musician, doctor = reworded_musician("Erik Sandberg"), personagym_plant(eval_personas, 3)
     chars = list(characters.values()) + [musician, doctor]
     fractions = {"train": 0.7, "validation": 0.15, "heldout": 0.15}
-    # The first recipe seed that holds Viktor out and keeps both plants in training (assign_splits is pure: no embedding).
+    # The first recipe seed that holds Viktor out and keeps both plants in training (assign_splits is pure: no
+    # embedding).
     seed = next(
         s
         for s in range(1000)

@@ -20,7 +20,7 @@ from synth.llm import complete
 from synth.openai_backend import OpenAIBackend
 from synth.runner import shard_paths
 from synth.shards import read_shard
-from tests.conftest import free_port, run_cli
+from tests.helpers import free_port, run_cli
 
 
 @pytest.fixture
@@ -225,6 +225,7 @@ def test_unreachable_server_raises_dramatis_error_naming_the_url():
     assert url in str(info.value)
 
 
+@pytest.mark.cli
 def test_cli_with_unreachable_server_exits_2_naming_the_url_and_writes_nothing(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/v1"
     out = tmp_path / "run"
@@ -234,6 +235,7 @@ def test_cli_with_unreachable_server_exits_2_naming_the_url_and_writes_nothing(t
         "backend.kind=openai",
         f"backend.base_url={url}",
         "backend.model=tiny",
+        "backend.dtype=float32",
         f"out={out}",
         timeout=120,
     )
@@ -246,6 +248,7 @@ def test_cli_with_unreachable_server_exits_2_naming_the_url_and_writes_nothing(t
 # ------------------------------------------------------------------------------------------ end to end
 
 
+@pytest.mark.cli
 def test_cli_end_to_end_through_server_accounts_for_every_seed_and_relaunch_uses_the_cache(openai_server, tmp_path):
     out = tmp_path / "run"
     args = (
@@ -254,6 +257,7 @@ def test_cli_end_to_end_through_server_accounts_for_every_seed_and_relaunch_uses
         "backend.kind=openai",
         f"backend.base_url={openai_server}",
         "backend.model=tiny",
+        "backend.dtype=float32",
         "seeds.sample=4",
         "profiles.max_tokens=64",
         "profiles.max_attempts=2",

@@ -6,7 +6,7 @@ import pytest
 
 from eval.personagym import TASKS, load_personagym, load_rubrics
 from personas.errors import DramatisError
-from tests.conftest import SHARED
+from tests.helpers import SHARED
 
 DEV = SHARED / "heldout" / "personagym_dev"
 

@@ -13,7 +13,7 @@ from personas.split import assign_splits
 from synth.dialogues import deal, draw_turns, parse_turns, plan_tasks
 from synth.prompts import load_prompts
 from synth.recipe import load_recipe
-from tests.conftest import SEEDS_5K, SHARED
+from tests.helpers import SEEDS_5K, SHARED
 
 INSTRUCTIONS = SHARED / "instructions"
 FILES = ["self_instruct_seed_tasks.jsonl", "self_instruct_user_oriented.jsonl", "mt_bench_questions.jsonl"]

@@ -9,7 +9,7 @@ import pytest
 
 from personas.errors import DramatisError
 from synth.prompts import Mapping, load_prompts, to_prompt
-from tests.conftest import ROOT, SHARED
+from tests.helpers import ROOT, SHARED
 
 INSTRUCTIONS = SHARED / "instructions"
 SEED_TASKS = INSTRUCTIONS / "self_instruct_seed_tasks.jsonl"

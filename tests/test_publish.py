@@ -1,4 +1,4 @@
-"""Publishing (issue 4): the dry-run folder loads with `datasets`, its card parses with huggingface_hub, the token is
+"""Publishing: the dry-run folder loads with `datasets`, its card parses with huggingface_hub, the token is
 never written, builds are byte-identical, and nothing here contacts the Hub (HF_HUB_OFFLINE=1; uploads are faked)."""
 
 import hashlib
@@ -17,7 +17,7 @@ from synth import publish as pub
 from synth.records import Dialogue, Message
 from synth.runner import load_records
 from synth.shards import arrow_schema, write_shard
-from tests.conftest import SEEDS_5K, SHARED
+from tests.helpers import SEEDS_5K, SHARED
 
 SECRET = "hf_PLANTEDsecretTOKEN0123456789abcdefXYZ"
 SPLIT_OF = ["train", "train", "validation", "train", "heldout", "train"]

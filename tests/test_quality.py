@@ -12,7 +12,7 @@ from personas.seeds import persona
 from synth.dialogues import names_of
 from synth.prompts import Mapping, load_prompts
 from synth.quality import check_turn, kept_facts, wrong_character
-from tests.conftest import SHARED
+from tests.helpers import SHARED
 
 INSTRUCTIONS = SHARED / "instructions"
 

@@ -10,9 +10,12 @@ import time
 import pytest
 
 from synth.shards import read_shard
-from tests.conftest import kill_after_first_chunk, run_cli, start_tiny_run
+from tests.helpers import kill_after_first_chunk, run_cli, start_tiny_run
 
 STAGES = ("seeds", "profiles", "split", "prompts", "dialogues", "curate")
+
+# Every test starts `dramatis synth` with executor=ray: a local Ray instance, and vLLM replicas where it gets that far.
+pytestmark = [pytest.mark.engine, pytest.mark.cli]
 
 
 @pytest.fixture
@@ -93,6 +96,7 @@ def test_what_the_cluster_cannot_host_is_an_immediate_error_and_nothing_is_writt
         "synth",
         "synth/recipes/demo.yaml",
         "backend.model=tiny",
+        "backend.dtype=float32",
         "seeds.sample=4",
         *ray_args,
         *args,
@@ -121,6 +125,7 @@ def test_ray_recipe_mistakes_are_named(tiny_model, tmp_path, ray_args, args, mes
         "synth",
         "synth/recipes/demo.yaml",
         "backend.model=tiny",
+        "backend.dtype=float32",
         *ray_args,
         *args,
         f"out={tmp_path / 'run'}",
@@ -131,6 +136,7 @@ def test_ray_recipe_mistakes_are_named(tiny_model, tmp_path, ray_args, args, mes
     assert not list((tmp_path / "run").rglob("manifest.json"))
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_ray_replicas(tiny_model, tmp_path, ray_args):
     proc = start_tiny_run(tmp_path / "run", *ray_args)
     deadline = time.monotonic() + 600

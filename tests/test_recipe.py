@@ -8,7 +8,7 @@ import yaml
 
 from personas.errors import DramatisError
 from synth.recipe import as_dict, load_recipe
-from tests.conftest import ROOT, run_cli
+from tests.helpers import ROOT, run_cli
 
 RECIPES = sorted((ROOT / "synth" / "recipes").glob("*.yaml"))
 
@@ -195,6 +195,7 @@ def assert_cli_error(result, *fragments: str) -> str:
     return lines[0]
 
 
+@pytest.mark.cli
 def test_cli_unknown_recipe_key_exits_2_and_writes_nothing(tmp_path):
     out = tmp_path / "run"
     recipe = write(tmp_path / "r.yaml", "name: x\nprofiles:\n  max_token: 100\n")
@@ -203,6 +204,7 @@ def test_cli_unknown_recipe_key_exits_2_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.cli
 def test_cli_unknown_override_key_exits_2_and_writes_nothing(tmp_path):
     out = tmp_path / "run"
     result = run_cli("synth", "synth/recipes/demo.yaml", "profiles.max_token=100", f"out={out}")
@@ -210,6 +212,7 @@ def test_cli_unknown_override_key_exits_2_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.cli
 def test_cli_missing_seed_file_exits_2_and_writes_nothing(tmp_path):
     out, seeds = tmp_path / "run", tmp_path / "missing.jsonl"
     result = run_cli("synth", "synth/recipes/demo.yaml", f"seeds.source={seeds}", f"out={out}")
@@ -217,6 +220,7 @@ def test_cli_missing_seed_file_exits_2_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.cli
 def test_cli_seed_file_with_a_non_json_line_exits_2_naming_file_and_line(tmp_path):
     out = tmp_path / "run"
     seeds = write(tmp_path / "seeds.jsonl", '{"persona": "A chef who bakes bread."}\n\n{"persona": oops}\n')
@@ -225,6 +229,7 @@ def test_cli_seed_file_with_a_non_json_line_exits_2_naming_file_and_line(tmp_pat
     assert not out.exists()
 
 
+@pytest.mark.cli
 def test_cli_output_under_a_regular_file_exits_2_naming_out(tmp_path):
     # chmod does not stop root, but no one can make a folder under a regular file.
     blocker = write(tmp_path / "afile", "not a folder\n")
@@ -239,6 +244,7 @@ def test_cli_output_under_a_regular_file_exits_2_naming_out(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "model"]
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize(
     "override,expected",
     [
@@ -253,3 +259,144 @@ def test_cli_bad_override_exits_2_naming_it_and_writes_nothing(tmp_path, overrid
     result = run_cli("synth", "synth/recipes/demo.yaml", override, "seeds.sample=2", f"out={out}")
     assert_cli_error(result, *expected)
     assert not out.exists()
+
+
+# --- choices, bounds and each section's check() -----------------------------------------------------
+
+
+def test_a_knob_is_a_dataclass_field_that_records_its_help_choices_and_bounds():
+    from dataclasses import fields
+
+    from synth.recipe import BackendConfig, DialoguesConfig
+
+    kind = next(f for f in fields(BackendConfig) if f.name == "kind")
+    assert kind.default == "vllm" and kind.metadata["choices"] == ("vllm", "openai") and kind.metadata["help"]
+    share = next(f for f in fields(DialoguesConfig) if f.name == "multi_turn_share")
+    assert (share.metadata["min"], share.metadata["max"], share.metadata["choices"]) == (0, 1, None)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("backend:\n  kind: tpu\n", "backend.kind=tpu: use 'vllm' or 'openai'"),
+        ("dialogues:\n  modes: [R, X]\n", "dialogues.modes=['R', 'X']: use R and/or G"),
+        ("dialogues:\n  multi_turn_share: 1.5\n", "dialogues.multi_turn_share=1.5: use a value from 0 to 1"),
+        ("chunk_size: 0\n", "chunk_size=0: at least 1"),
+    ],
+)
+def test_a_file_value_outside_the_choices_or_bounds_names_the_file_the_key_and_what_to_use(tmp_path, text, expected):
+    path = write(tmp_path / "r.yaml", text)
+    assert recipe_error(path) == f"{path}: {expected}"
+
+
+@pytest.mark.parametrize(
+    "base, expected",
+    [
+        ({"curate": {"chinese": "klingon"}}, "curate.chinese=klingon: use 'keep', 'simplified' or 'traditional'"),
+        ({"seeds": {"sample": -1}}, "seeds.sample=-1: at least 0"),
+    ],
+)
+def test_a_base_value_outside_the_choices_or_bounds_is_refused(base, expected):
+    assert recipe_error(None, base=base) == f"recipe of the run: {expected}"
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("executor=slurm", "executor=slurm: use 'local' or 'ray'"),
+        ("dialogues.order=random", "dialogues.order=random: use 'character' or 'shuffled'"),
+        ("dialogues.modes=[X]", "dialogues.modes=['X']: use R and/or G"),
+        ("profiles.top_p=2", "profiles.top_p=2.0: use a value from 0 to 1"),
+        ("dialogues.max_attempts=0", "dialogues.max_attempts=0: at least 1"),
+    ],
+)
+def test_an_override_outside_the_choices_or_bounds_is_refused_starting_with_the_key(override, expected):
+    assert recipe_error(None, [override]) == expected
+
+
+def test_a_list_knob_takes_its_choices_in_any_order_and_an_in_bounds_value_loads():
+    recipe = load_recipe(None, ["dialogues.modes=[G, R]", "profiles.top_p=1", "seeds.sample=0"])
+    assert recipe.dialogues.modes == ["G", "R"] and recipe.profiles.top_p == 1.0
+
+
+def test_check_sees_the_values_after_every_override(tmp_path):
+    path = write(tmp_path / "r.yaml", "curate:\n  min_chars: 50\n  max_chars: 10\ndialogues:\n  user_turns: '5-2'\n")
+    recipe = load_recipe(path, ["curate.max_chars=60", "dialogues.user_turns=2-3"])  # both fixed before check()
+    assert (recipe.curate.max_chars, recipe.dialogues.user_turns) == (60, "2-3")
+    message = recipe_error(path, ["dialogues.user_turns=2-3"])
+    assert message == "curate.min_chars=50, curate.max_chars=10: give min_chars ≤ max_chars, e.g. curate.max_chars=50"
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["dialogues.modes=[]"], "dialogues.modes=[]: use R and/or G"),
+        (["dialogues.user_turns=5-2"], "dialogues.user_turns='5-2': ranges need 1 ≤ lo ≤ hi and weights ≥ 0"),
+        (["dialogues.user_turns=2-3:0"], "dialogues.user_turns='2-3:0': the weights sum to 0"),
+        (["curate.min_turns=3", "curate.max_turns=2"], "curate.min_turns=3, curate.max_turns=2: give min_turns"),
+        (["split.train=0", "split.validation=0", "split.heldout=0"], "split.train=0.0, split.validation=0.0, split"),
+        (["split.validation=-0.1"], "split.validation=-0.1: at least 0"),
+        (
+            ["executor=ray", "backend.kind=openai"],
+            "executor=ray runs vLLM replicas; backend.kind=openai scales on its server: use executor=local",
+        ),
+    ],
+)
+def test_each_section_check_refuses_with_its_message(overrides, expected):
+    assert recipe_error(None, overrides).startswith(expected)
+
+
+def test_check_recipe_covers_a_recipe_built_or_changed_in_code():
+    from synth.config import check_recipe
+    from synth.recipe import Recipe
+
+    recipe = Recipe()
+    check_recipe(recipe)
+    recipe.backend.batch_size = 0
+    with pytest.raises(DramatisError, match=r"^backend\.batch_size=0: at least 1$"):
+        check_recipe(recipe)
+    recipe.backend.batch_size, recipe.dialogues.user_turns = 1, "x"
+    with pytest.raises(DramatisError, match=r"^dialogues\.user_turns='x': write 'lo-hi:weight,...'"):
+        check_recipe(recipe)
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["train.method=ful"], "train.method=ful: use 'lora' or 'full'"),
+        (["train.loss=nonsense"], "train.loss=nonsense: use 'all_turns', 'last_turn' or 'flags'"),
+        (["model.dtype=fp8"], "model.dtype=fp8: use 'auto', 'float32' or 'bfloat16'"),
+        (["train.epochs=0", "train.max_steps=0"], "train.epochs or train.max_steps must be > 0"),
+        (["train.warmup_ratio=1"], "train.warmup_ratio=1.0: a share of the steps, 0 ≤ x < 1"),
+        (["grid=[{overrides: []}]"], "grid[0]: write it as {name: ..., overrides: [key=value, ...]}"),
+    ],
+)
+def test_train_recipe_checks_refuse_with_their_messages(overrides, expected):
+    from train.recipe import load_train_recipe
+
+    with pytest.raises(DramatisError) as exc:
+        load_train_recipe(None, overrides)
+    assert str(exc.value) == expected
+    assert load_train_recipe(None, ["train.epochs=0", "train.max_steps=5"]).train.max_steps == 5
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["benchmarks=[mmlu]"], "benchmarks=['mmlu']: use heldout and/or personagym"),
+        (["benchmarks=[]"], "benchmarks=[]: use heldout and/or personagym"),
+        (["models=[]"], "models: give at least one model under test, e.g. models=[base=gemma3-270m]"),
+        (["judge.models=[a=x, a=y]"], "judge.models: the label 'a' is used twice; give each entry its own label="),
+        (["judge.rubrics=[vibes]"], "judge.rubrics=['vibes']: use persona and/or roleplay"),
+        (["judge.backend.kind=grpc"], "judge.backend.kind=grpc: use 'vllm' or 'openai'"),
+        (["personagym.persona=novel"], "personagym.persona=novel: use 'profile' or 'line'"),
+        (["responder.seeds=0"], "responder.seeds=0: at least 1"),
+    ],
+)
+def test_eval_recipe_checks_refuse_with_their_messages(overrides, expected):
+    from eval.recipe import load_eval_recipe
+
+    with pytest.raises(DramatisError) as exc:
+        load_eval_recipe(None, overrides)
+    assert str(exc.value) == expected
+    assert load_eval_recipe(None, ["judge.models=[]", "judge.rubrics=[]"]).judge.models == []  # judge-free

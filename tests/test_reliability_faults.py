@@ -1,20 +1,24 @@
-"""The backend-fault and secrets parts of the reliability suite (issue 7) in their CI form, against the
+"""The backend-fault and secrets parts of the reliability suite in their CI form, against the
 fault-injecting fake of the OpenAI API (scripts/faulty_server.py); no model needed.
 
 Faults: 30% of attempts fail (429, 500, timeouts, dropped connections); every request ends completed or rejected
 with a reason, never empty; retries per request stay within max_retries; a run through `dramatis synth` accounts
 for every seed. Secrets: neither the API key nor the HF token lands in any file of a run folder."""
 
+import pytest
+
 from scripts.reliability import table
 from scripts.reliability_faults import fault_cases, secret_cases
 
 
+@pytest.mark.cli
 def test_requests_against_a_server_failing_30_percent_end_completed_or_rejected_with_a_reason(tmp_path):
     cases = list(fault_cases(tmp_path / "faults", reduced=True))
     assert len(cases) == 3, "\n" + table(cases)
     assert all(c.passed for c in cases), "\n" + table(cases)
 
 
+@pytest.mark.cli
 def test_api_key_and_hf_token_never_reach_a_file_of_the_run(tmp_path):
     cases = list(secret_cases(tmp_path / "secrets", reduced=True))
     assert len(cases) == 4, "\n" + table(cases)

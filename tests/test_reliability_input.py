@@ -1,4 +1,4 @@
-"""The bad-input part of the reliability suite (issue 7), and the fixes it asked for: failed writes leave no
+"""The bad-input part of the reliability suite, and the fixes it asked for: failed writes leave no
 temporary file and name the file, a changed shard is redone with a warning, a damaged manifest or request
 cache is an error naming it, and seed files that are not UTF-8 text say so."""
 
@@ -11,7 +11,8 @@ import pytest
 from pydantic import BaseModel
 
 from personas.errors import DramatisError
-from personas.seeds import MAX_LINE_BYTES, load_seeds
+from personas.seeds import load_seeds
+from personas.sources import MAX_LINE_BYTES
 from scripts.reliability import table
 from scripts.reliability_input import bad_input_cases
 from synth.cache import RequestCache
@@ -20,6 +21,7 @@ from synth.runner import Stage, load_records, run_stage
 from synth.shards import write_atomic
 
 
+@pytest.mark.cli
 def test_bad_input_suite_refuses_every_bad_input_clearly_and_accepts_the_harmless_ones(tmp_path):
     cases = list(bad_input_cases(tmp_path, reduced=True))
     assert len(cases) >= 25, table(cases)

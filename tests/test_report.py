@@ -1,4 +1,4 @@
-"""The data report (issue 4): numbers gathered exactly from a run folder, plots that are real PNGs, the leakage verdict,
+"""The data report: numbers gathered exactly from a run folder, plots that are real PNGs, the leakage verdict,
 an atomic report folder — on a run built by the real stage runner with planted rejects, and on a real tiny-model run.
 
 The planted run uses real Persona Hub seeds and real record types; its stages are plain generators (no LLM), so
@@ -23,7 +23,7 @@ from synth.pipeline import STAGES
 from synth.records import Dialogue, Message, Prompt, Task
 from synth.report import gather, leakage, tokens, write_report
 from synth.runner import Reject, Stage, load_records, run_stage
-from tests.conftest import SEEDS_5K
+from tests.helpers import SEEDS_5K
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SEED_TEXTS = [json.loads(line)["persona"] for line in SEEDS_5K.read_text().splitlines()[:9]]
@@ -148,7 +148,7 @@ def dialogue(task: Task, c: Character, prompt: Prompt, reply: str, turns: int) -
 
 def make_dialogues_process(characters: dict[str, Character], prompts: dict[str, Prompt]):
     def process(chunk, counters):
-        for n, task in enumerate(chunk):
+        for task in chunk:
             counters.update(prompt_tokens=1000, cached_prompt_tokens=800, output_tokens=100, requests_generated=2)
             c = characters[task.character_id]
             # Planted drops: two of the held-out character's three dialogues, one of the third training character's.
@@ -357,7 +357,6 @@ def test_report_names_every_stage_and_embeds_only_valid_pngs(run_copy):
     assert write_report(run_copy).read_text() == md  # same run, same report
 
 
-@pytest.mark.skipif("curate" not in STAGES, reason="synth.pipeline.STAGES has no curate stage yet")
 def test_curate_stage_is_reported_between_dialogues_and_dataset(run_copy):
     n = gather(run_copy)
     assert n["stages"] == ["seeds", "profiles", "split", "prompts", "dialogues", "curate", "dataset"]
@@ -448,8 +447,8 @@ def test_report_of_a_real_tiny_run_matches_its_manifests(tiny_run):
     assert f"- **Seeds**: {manifests['seeds']['inputs']:,} read → {c['seeds']['kept']:,} kept" in md
     assert f"- **Profiles**: {manifests['profiles']['inputs']:,} personas → {c['profiles']['kept']:,} characters" in md
     assert (
-        f"- **Dialogues**: {manifests['dialogues']['inputs']:,} planned → {c['dialogues']['kept']:,} generated and kept"
-        in md
+        f"- **Dialogues**: {manifests['dialogues']['inputs']:,} planned → "
+        f"{c['dialogues']['kept']:,} generated and kept" in md
     )
     spent = Counter()
     for counters in c.values():

@@ -1,21 +1,23 @@
 """A run killed with SIGKILL and relaunched ends with the rows of an uninterrupted run, paying no request twice."""
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from scripts import cli_process
 from synth.backend import ChatRequest
 from synth.shards import read_shard
-from tests.conftest import ROOT, kill_after_first_chunk
+from tests.helpers import kill_after_first_chunk
 
 ARGS = [
     "synth/recipes/demo.yaml",
     "backend.model=tiny",
+    "backend.dtype=float32",
     "seeds.sample=24",
     "chunk_size=3",
     "profiles.max_attempts=1",
@@ -26,14 +28,7 @@ ARGS = [
 
 def _start(out: Path) -> subprocess.Popen:
     # Its own session, so SIGKILL reaches vLLM's engine process too, as a machine crash would.
-    return subprocess.Popen(
-        [sys.executable, "-m", "synth.cli", "synth", *ARGS, f"out={out}"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
+    return cli_process.start("synth", *ARGS, f"out={out}", stdout=subprocess.DEVNULL)
 
 
 def _rows(stage: Path) -> dict[str, list]:
@@ -49,6 +44,9 @@ def _cached(out: Path) -> int:
         return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
 
 
+@pytest.mark.engine
+@pytest.mark.cli
+@pytest.mark.slow  # an uninterrupted run, then a killed one relaunched
 def test_resume_after_sigkill_gives_identical_rows_and_regenerates_no_finished_request(tiny_model, tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert _start(whole).wait(timeout=900) == 0
@@ -74,6 +72,8 @@ def test_resume_after_sigkill_gives_identical_rows_and_regenerates_no_finished_r
     assert not list((killed / "profiles").glob(".*.tmp"))
 
 
+@pytest.mark.engine
+@pytest.mark.cli
 def test_sigterm_mid_run_shuts_the_vllm_engine_down_too(tiny_model, tmp_path):
     proc = _start(tmp_path / "run")
     deadline = time.monotonic() + 600

@@ -15,7 +15,7 @@ from synth.pipeline import seeds_stage
 from synth.recipe import as_dict, load_recipe
 from synth.runner import Reject, load_records, run_stage, shard_paths
 from synth.shards import read_shard
-from tests.conftest import SEEDS_5K
+from tests.helpers import SEEDS_5K
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 CLEAN = [

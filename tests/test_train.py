@@ -17,7 +17,7 @@ from personas.errors import DramatisError
 from scripts.sample_dataset import PERSONAS, TASKS, character, dialogue
 from synth.dataset import write_dataset
 from synth.records import Dialogue
-from tests.conftest import ROOT, run_cli
+from tests.helpers import ROOT, run_cli
 from train.masks import IGNORE
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -81,6 +81,7 @@ def lora_run(tiny_model, dataset, tmp_path_factory):
 # ------------------------------------------------------------------------------------------ LoRA, full
 
 
+@pytest.mark.engine
 def test_lora_run_trains_every_adapter_weight_and_writes_its_metrics(tiny_model, dataset, lora_run):
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
     from safetensors.torch import load_file
@@ -130,6 +131,7 @@ def test_lora_run_trains_every_adapter_weight_and_writes_its_metrics(tiny_model,
         assert change.max() < 10 * 4 * 3e-4, f"{name}: moved more than 4 Adam steps can"
 
 
+@pytest.mark.engine
 def test_base_model_validation_loss_starts_the_curve(lora_run):
     out, info = lora_run
     evals = [e for e in metrics(out) if "eval_loss" in e]
@@ -140,6 +142,7 @@ def test_base_model_validation_loss_starts_the_curve(lora_run):
     assert "| 0 |" in (out / "metrics.md").read_text()
 
 
+@pytest.mark.engine
 def test_full_fine_tuning_saves_every_weight(tiny_model, dataset, tmp_path):
     from safetensors.torch import load_file
 
@@ -185,6 +188,7 @@ def test_a_row_with_nothing_to_learn_is_refused_by_id_before_anything_trains(tin
     assert not out.exists()
 
 
+@pytest.mark.cli
 def test_bad_override_exits_2_with_one_error_line_and_writes_nothing(dataset, tmp_path):
     out = tmp_path / "out"
     proc = run_cli(
@@ -283,6 +287,7 @@ def assert_same_continuation(whole: Path, stopped: Path, checkpoint: int) -> Non
     assert evals(stopped) == evals(whole)
 
 
+@pytest.mark.engine
 def test_resume_mid_epoch_continues_with_identical_losses(tiny_model, dataset, tmp_path):
     # Checkpoint at step 3 of the 4-step epoch: the data skip, the epoch's evaluation at step 4 and the next
     # epoch's order all replay; LoRA dropout (0.05) draws from the restored RNG.
@@ -290,6 +295,7 @@ def test_resume_mid_epoch_continues_with_identical_losses(tiny_model, dataset, t
     assert_same_continuation(whole, stopped, 3)
 
 
+@pytest.mark.engine
 def test_resume_from_a_checkpoint_at_an_epoch_end_continues_with_identical_losses(tiny_model, dataset, tmp_path):
     whole, stopped = resume_after(tiny_model, dataset, tmp_path, 4, "train.max_steps=6", "train.save_steps=4")
     assert_same_continuation(whole, stopped, 4)
@@ -306,6 +312,7 @@ GOLDEN_OVERRIDES = [
 ]
 
 
+@pytest.mark.engine
 def test_golden_loss_trajectory_of_a_seeded_tiny_run(tiny_model, dataset, tmp_path):
     import peft
     import transformers
@@ -338,9 +345,9 @@ def test_golden_loss_trajectory_of_a_seeded_tiny_run(tiny_model, dataset, tmp_pa
         )
     golden = json.loads(GOLDEN.read_text())
     how = (
-        f"the tiny model's 30-step loss trajectory changed (versions then {golden['versions']}, now {versions}); if the "
-        f"change is intended, regenerate {GOLDEN.relative_to(ROOT)} with DRAMATIS_REGEN_GOLDEN=1 .venv/bin/python -m pytest "
-        f"tests/test_train.py -k golden and commit it"
+        f"the tiny model's 30-step loss trajectory changed (versions then {golden['versions']}, now {versions}); "
+        f"if the change is intended, regenerate {GOLDEN.relative_to(ROOT)} with DRAMATIS_REGEN_GOLDEN=1 "
+        f".venv/bin/python -m pytest tests/test_train.py -k golden and commit it"
     )
     assert len(golden["losses"]) == 30
     assert losses == pytest.approx(golden["losses"], abs=1e-4, rel=0), how
@@ -350,6 +357,7 @@ def test_golden_loss_trajectory_of_a_seeded_tiny_run(tiny_model, dataset, tmp_pa
 # ------------------------------------------------------------------------------------------ packing
 
 
+@pytest.mark.engine
 def test_packed_training_runs_and_a_packed_batch_has_the_loss_of_its_examples_apart(tiny_model, dataset, tmp_path):
     from transformers import AutoModelForCausalLM
     from trl.data_utils import pack_dataset
@@ -399,6 +407,7 @@ def test_packed_training_runs_and_a_packed_batch_has_the_loss_of_its_examples_ap
 # ------------------------------------------------------------------------------------------ merged export
 
 
+@pytest.mark.engine
 def test_merged_export_loads_without_peft_and_serves_in_vllm(tiny_model, lora_run):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -431,7 +440,7 @@ def test_merged_export_loads_without_peft_and_serves_in_vllm(tiny_model, lora_ru
     assert torch.allclose(got, want, atol=1e-4, rtol=0), (got - want).abs().max()
     assert (untouched - want).abs().max() > 1e-3  # the adapter changes the logits: the comparison can tell
 
-    backend = VLLMBackend(str(merged), name="merged", max_model_len=2048, kv_cache_gb=0.25)
+    backend = VLLMBackend(str(merged), name="merged", max_model_len=2048, kv_cache_gb=0.25, dtype="float32")
     try:
         [result] = backend.generate([ChatRequest(messages=messages, seed=0, max_tokens=8)])
     finally:
@@ -444,6 +453,7 @@ def test_merged_export_loads_without_peft_and_serves_in_vllm(tiny_model, lora_ru
 SECRET = "hf_" + "s3cr3t" * 6
 
 
+@pytest.mark.cli
 def test_push_without_a_token_or_offline_or_to_a_bad_repo_fails_before_training(dataset, tmp_path, monkeypatch):
     from huggingface_hub import constants
 
@@ -465,6 +475,7 @@ def test_push_without_a_token_or_offline_or_to_a_bad_repo_fails_before_training(
         assert not out.exists()  # refused before the model was even loaded
 
 
+@pytest.mark.engine
 def test_push_folder_is_the_merged_model_with_its_card_and_an_upload_error_hides_the_token(lora_run, monkeypatch):
     from huggingface_hub import HfApi, ModelCard
 

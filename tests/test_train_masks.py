@@ -7,7 +7,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from personas.errors import DramatisError
-from tests.conftest import SHARED
+from tests.helpers import SHARED
 from train.masks import IGNORE, TEMPLATES, supervise, training_template
 
 # A real multi-turn conversation: the system message is a Persona Hub seed, the user turns real self-instruct
@@ -27,7 +27,8 @@ REPLIES = [m["content"] for m in CONVERSATION if m["role"] == "assistant"]
 EXPECTED_TURNS = {"all_turns": [0, 1, 2], "last_turn": [2], "flags": [0, 2]}
 
 
-@pytest.fixture(scope="module", params=["tiny", "gemma"])
+# Gemma is in the engine tier, as every test using the gemma_model fixture (tests/conftest.py) is.
+@pytest.fixture(scope="module", params=["tiny", pytest.param("gemma", marks=pytest.mark.engine)])
 def model(request):
     """(tokenizer, training template, its name, end-of-turn token) of each model."""
     path = request.getfixturevalue("tiny_model" if request.param == "tiny" else "gemma_model")
@@ -70,7 +71,9 @@ def test_supervised_tokens_are_exactly_the_kept_character_turns_and_their_end_to
     # Token for token what the tokenizer makes of that text (the turn boundaries fall on token boundaries).
     assert runs == [tok(REPLIES[i] + eot, add_special_tokens=False)["input_ids"] for i in EXPECTED_TURNS[policy]]
     # Nothing from the system or user turns is supervised.
-    supervised_text = tok.decode([t for t, label in zip(example["input_ids"], example["labels"], strict=False) if label != IGNORE])
+    supervised_text = tok.decode(
+        [t for t, label in zip(example["input_ids"], example["labels"], strict=False) if label != IGNORE]
+    )
     for message in CONVERSATION:
         if message["role"] != "assistant":
             assert message["content"][:40] not in supervised_text

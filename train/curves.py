@@ -1,12 +1,15 @@
 """Training metrics: the per-step log (jsonl + Markdown table), a progress bar with steps/s and tokens/s,
 and the loss curve with a one-line reading of it.
 
-The reading follows the Qianfan practice: a training loss near 0 within the first third of training is
-over-fitting (cut the epochs to a third); a validation loss that climbs back from its minimum is too; a
-loss still falling clearly over the last quarter has not converged (more epochs or a higher learning rate).
+The reading follows the Qianfan practice and reads the validation trend first: a validation loss that
+climbs back from its minimum (by more than a tenth, or steadily over at least the last third of the
+evaluations) is over-fitting, whatever the training loss does; so is a training loss near 0 within the
+first third of training (cut the epochs to a third). Only then is a training loss still falling clearly over
+the last quarter read as not converged (more epochs or a higher learning rate).
 """
 
 import json
+import math
 import statistics
 import textwrap
 import time
@@ -20,6 +23,7 @@ from synth.shards import write_atomic
 NEAR_ZERO = 0.05  # train loss at which a small model has memorized its data
 STILL_FALLING = 0.05  # last quarter's mean loss this much below the quarter before: not converged
 EVAL_RISE = 0.10  # final validation loss this much above its minimum: over-fitting
+EVAL_TREND = 0.01  # ...or this much above it, the minimum at least a third of the evaluations back: over-fitting
 
 
 def with_base(history: list[dict], out: Path) -> list[dict]:
@@ -73,6 +77,23 @@ def reading(train: list[tuple[int, float]], evals: list[tuple[int, float]], tota
     """One line: over-fitting / not converged / converged, with the rule that decided."""
     if len(train) < 8:
         return f"too short to read: {len(train)} logged steps (needs 8)"
+    # Validation first: a falling training loss says nothing when the held-out loss climbs, and reading it
+    # first would advise more epochs exactly when the model has begun to memorize.
+    if len(evals) >= 2:
+        best_at = min(range(len(evals)), key=lambda i: evals[i][1])
+        (best_step, best), (last_step, last) = evals[best_at], evals[-1]
+        if last > best * (1 + EVAL_RISE):
+            return (
+                f"over-fitting: validation loss rose from {best:.3f} (step {best_step}) "
+                f"to {last:.3f} (step {last_step}), more than {EVAL_RISE:.0%}: stop near step {best_step}"
+            )
+        after = len(evals) - 1 - best_at
+        if len(evals) >= 3 and after >= math.ceil(len(evals) / 3) and last > best * (1 + EVAL_TREND):
+            return (
+                f"over-fitting: validation loss has risen since its minimum {best:.3f} at step {best_step}, "
+                f"to {last:.3f} at step {last_step} (the last {after} of {len(evals)} evaluations; rule: rising "
+                f"over at least the last third): stop near step {best_step} or add training data"
+            )
     early = [(s, v) for s, v in train if v <= NEAR_ZERO and s <= total_steps / 3]
     if early:
         step = early[0][0]
@@ -80,14 +101,6 @@ def reading(train: list[tuple[int, float]], evals: list[tuple[int, float]], tota
             f"over-fitting: train loss {early[0][1]:.3f} ≤ {NEAR_ZERO} already at step {step} of {total_steps} "
             f"(within the first third): cut the epochs to about a third"
         )
-    if len(evals) >= 2:
-        best_step, best = min(evals, key=lambda e: e[1])
-        last_step, last = evals[-1]
-        if last > best * (1 + EVAL_RISE):
-            return (
-                f"over-fitting: validation loss rose from {best:.3f} (step {best_step}) to {last:.3f} (step {last_step}), "
-                f"more than {EVAL_RISE:.0%}: stop near step {best_step}"
-            )
     quarter = max(len(train) // 4, 2)
     before, last_q = (
         statistics.mean(v for _, v in train[-2 * quarter : -quarter]),
@@ -99,7 +112,10 @@ def reading(train: list[tuple[int, float]], evals: list[tuple[int, float]], tota
             f"not converged: train loss still fell {drop:.0%} over the last quarter of logged steps "
             f"(rule: > {STILL_FALLING:.0%}): more epochs or a higher learning rate"
         )
-    return f"converged: train loss changed {-drop:+.0%} over the last quarter (rule: within {STILL_FALLING:.0%}), no sign of over-fitting"
+    return (
+        f"converged: train loss changed {-drop:+.0%} over the last quarter (rule: within {STILL_FALLING:.0%}), "
+        "no sign of over-fitting"
+    )
 
 
 def write_curves(history: list[dict], out: Path) -> dict:

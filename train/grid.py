@@ -8,26 +8,21 @@ Each entry of `grid` is {name, overrides: [key=value, ...]} applied to the recip
 
 from pathlib import Path
 
-from personas.errors import DramatisError
 from synth.shards import write_atomic
 from train.recipe import TrainRecipe, as_dict, load_train_recipe
-from train.sft import check
 
 
 def grid_recipes(recipe: TrainRecipe) -> list[TrainRecipe]:
     base = {**as_dict(recipe), "grid": []}
     runs = []
-    for i, entry in enumerate(recipe.grid):
-        if not isinstance(entry, dict) or not entry.get("name") or not isinstance(entry.get("overrides", []), list):
-            raise DramatisError(f"grid[{i}]: write it as {{name: ..., overrides: [key=value, ...]}}")
+    for entry in recipe.grid:  # each a {name, overrides} (TrainRecipe.check)
         runs.append(
             load_train_recipe(
                 None,
                 [*entry.get("overrides", []), f"out={Path(recipe.out) / entry['name']}", f"name={entry['name']}"],
                 base=base,
-            )
+            )  # checked as it loads: a bad entry stops the grid before any run trains
         )
-        check(runs[-1])  # a bad entry stops the grid before any run trains
     return runs
 
 

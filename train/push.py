@@ -25,6 +25,11 @@ from synth.shards import staged_folder, write_atomic
 HUB_IDS = {"gemma3-270m": "google/gemma-3-270m"}
 LICENSES = {"gemma3-270m": "gemma"}
 SKIPPED = {"training_args.bin", "README.md"}  # a pickle of local paths, and PEFT's empty stub card
+# The card's example system message: a rendered profile, shortened (the \\n are Python escapes in the card's code).
+EXAMPLE_SYSTEM = (
+    "You are Mara Quinn. Stay in character: speak as Mara Quinn would, never as an AI assistant."
+    "\\n\\nName: Mara Quinn\\nAge: 34\\n..."
+)
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -67,6 +72,7 @@ def render_card(info: dict, dataset_info: dict, repo: str, root: str) -> str:
         "model": "the fully fine-tuned weights",
         "adapter": "the LoRA adapter (load it on the base model with PEFT)",
     }[root]
+    eval_from = _loss(info.get("base_eval_loss") or info.get("first_eval_loss"))
     body = f"""
 # {repo.split("/")[-1]}
 
@@ -82,7 +88,7 @@ Put the character's profile in the system message — the same text the training
 from vllm import LLM, SamplingParams
 
 llm = LLM("{repo}")
-messages = [{{"role": "system", "content": "You are Mara Quinn. Stay in character: speak as Mara Quinn would, never as an AI assistant.\\n\\nName: Mara Quinn\\nAge: 34\\n..."}},
+messages = [{{"role": "system", "content": "{EXAMPLE_SYSTEM}"}},
             {{"role": "user", "content": "What brought you to this town?"}}]
 print(llm.chat(messages, SamplingParams(max_tokens=256))[0].outputs[0].text)
 ```
@@ -105,7 +111,7 @@ The chat template saved here is the one training rendered (`chat_template.jinja`
 | time | {info["seconds"]} s |
 
 Training loss {_loss(info.get("first_train_loss"))} → {_loss(info.get("final_train_loss"))}; validation loss
-(characters never trained on) {_loss(info.get("base_eval_loss") or info.get("first_eval_loss"))} → {_loss(info.get("final_eval_loss"))}
+(characters never trained on) {eval_from} → {_loss(info.get("final_eval_loss"))}
 (lowest {_loss(info.get("min_eval_loss"))}).
 
 Reading of the curve: {info.get("reading", "–")}

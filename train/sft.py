@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 from personas.errors import DramatisError
+from synth.config import check_recipe
 from synth.shards import write_atomic
 from train.masks import IGNORE, supervise, training_template
-from train.recipe import LOSS_POLICIES, TrainRecipe, as_dict
+from train.recipe import TrainRecipe, as_dict
 
 
 def load_splits(folder: Path) -> dict:
@@ -54,7 +55,8 @@ def tokenize(split, tokenizer, template: str, policy: str, max_length: int, name
 
 
 def precision(setting: str) -> tuple:
-    """The dtype the weights are loaded and trained in, and whether the forward and backward run under bf16 autocast."""
+    """The dtype the weights are loaded and trained in, and whether the forward and backward passes run under bf16
+    autocast."""
     import torch
 
     if setting == "auto":
@@ -63,21 +65,13 @@ def precision(setting: str) -> tuple:
         # norm weight as it was. It was also faster there: Gemma 3 270M LoRA, 6,386 vs 3,221 tokens/s.
         # On CPU fp32 alone: the CPUs we run on (AVX2 only) have no fast bf16, and bf16 there was slower, not faster.
         return torch.float32, torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if setting not in ("float32", "bfloat16"):
-        raise DramatisError(f"model.dtype={setting}: use float32, bfloat16 or auto")
-    return getattr(torch, setting), setting == "bfloat16"
+    return getattr(torch, setting), setting == "bfloat16"  # float32 or bfloat16: the knob's choices
 
 
 def check(recipe: TrainRecipe) -> None:
-    t = recipe.train
-    if t.method not in ("lora", "full"):
-        raise DramatisError(f"train.method={t.method}: use lora or full")
-    if t.loss not in LOSS_POLICIES:
-        raise DramatisError(f"train.loss={t.loss}: use {', '.join(LOSS_POLICIES)}")
-    if t.epochs <= 0 and t.max_steps <= 0:
-        raise DramatisError("train.epochs or train.max_steps must be > 0")
-    if not 0 <= t.warmup_ratio < 1:
-        raise DramatisError(f"train.warmup_ratio={t.warmup_ratio}: a share of the steps, 0 ≤ x < 1")
+    """What `load_train_recipe` checked (each knob's choices and bounds, each section's check()), again: `run`
+    is also called with recipes built or changed in code."""
+    check_recipe(recipe)
 
 
 def sft_config(recipe: TrainRecipe, out: Path, has_eval: bool, dtype, autocast: bool):
