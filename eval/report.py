@@ -3,8 +3,8 @@ and the results as Arrow files (`replies.arrow`, `judgements.arrow`, `verdicts.a
 
     .venv/bin/dramatis eval eval/recipes/demo.yaml        # writes RUN/report/ when the evaluation ends
 
-`gather` turns the records and the run's meta into one dict of plain data; `draw_plots` and `render_markdown` only
-draw it. The folder is built beside the old report and renamed into place, so a failed render leaves the previous
+`gather` turns the records and the run's meta into one dict of plain data; eval.plots and eval.markdown only draw
+it. The folder is built beside the old report and renamed into place, so a failed render leaves the previous
 report whole.
 
 A unit is one item under one seed; its score on a rubric is the mean over judges. PersonaScore is PersonaGym's
@@ -14,32 +14,18 @@ is its unit. Every Δ is paired: b − a over the units both models have, the un
 
 import json
 import math
-import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from eval.judge_free import Answer, judge_free_metrics
+from eval.markdown import ALL_JUDGES, OVERALL, REPLY_CHARS, headline, render_markdown
 from eval.personagym import TASKS
+from eval.plots import draw_plots
 from eval.records import Judgement, Reply, Verdict
 from eval.stats import gsb, mean_ci, paired_diff
-from synth.plots import axes
 from synth.shards import arrow_schema, staged_folder, write_shard
-
-OVERALL = {"persona": "PersonaScore", "roleplay": "overall"}  # rubric → its overall row
-RATES = (
-    "in_character",
-    "assistant_speak",
-    "wrong_character",
-    "language_match",
-    "distinct_1",
-    "distinct_2",
-    "self_bleu",
-    "profile_retrieval",
-)
-ALL_JUDGES, REPLY_CHARS = "all judges", 600
-GSB_COLORS = {"G": "tab:green", "S": "lightgray", "B": "tab:red"}
 
 
 def task_order(tasks) -> list[str]:
@@ -204,271 +190,6 @@ def gather(replies: list[Reply], judgements: list[Judgement], verdicts: list[Ver
         "benchmarks": benchmarks,
         "meta": meta,
     }
-
-
-# -------------------------------------------------------------------------------------------------------------- plots
-def _grouped(title: str, ylabel: str, groups: list[str], series: dict[str, list[tuple]]):
-    """Grouped bars, one colour per model, with (mean, lo, hi) error bars."""
-    fig, ax = axes(title, "", ylabel, size=(max(6.4, 1.1 * len(groups) + 2), 3.8))
-    width = 0.8 / max(len(series), 1)
-    for i, (model, values) in enumerate(series.items()):
-        mean, lo, hi = (np.array(x, dtype=float) for x in zip(*values, strict=False))
-        # A zero-width interval may come back a hair inside its mean; matplotlib refuses negative error bars.
-        err = np.nan_to_num(np.maximum([mean - lo, hi - mean], 0))
-        ax.bar(
-            np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width,
-            mean,
-            width,
-            yerr=err if err.any() else None,
-            capsize=3,
-            label=model,
-        )
-    ax.set_xticks(range(len(groups)), [g.replace(" ", "\n") for g in groups], fontsize=8)
-    ax.legend(fontsize=8)
-    return fig
-
-
-def _scores(bench: str, b: dict):
-    overall = b["scores"].get("roleplay", {}).get("overall")
-    rows = b["scores"].get("persona", {}) | ({"roleplay (0–4)": overall} if overall else {})
-    return _grouped(
-        f"{bench}: judge scores (mean, 95% CI)",
-        "score",
-        list(rows),
-        {
-            m: [(c["mean"], c["lo"], c["hi"]) for c in (r["models"][m] for r in rows.values())]
-            for m in next(iter(rows.values()))["models"]
-        },
-    )
-
-
-def _rates(bench: str, b: dict):
-    return _grouped(
-        f"{bench}: judge-free metrics",
-        "% of replies (diversity, BLEU, retrieval × 100)",
-        list(RATES),
-        {m: [(100 * x[k],) * 3 for k in RATES] for m, x in b["judge_free"].items()},
-    )
-
-
-def _gsb(bench: str, rows: list[dict]):
-    fig, ax = axes(
-        f"{bench}: GSB (b vs a)", "share of verdicts (%)", "", size=(7.5, 0.5 * len(rows) + 1.8), count_axis="x"
-    )
-    labels = [f"{r['judge']}: {r['model_b']} vs {r['model_a']}" for r in rows][::-1]  # the first row on top
-    left = np.zeros(len(rows))
-    for k, color in GSB_COLORS.items():
-        pct = np.array([100 * r[k] / (r["n"] or 1) for r in rows][::-1])
-        bars = ax.barh(labels, pct, left=left, color=color, label=k)
-        ax.bar_label(bars, labels=[f"{p:.0f}%" if p >= 8 else "" for p in pct], label_type="center", fontsize=8)
-        left += pct
-    ax.set_xlim(0, 100)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-    return fig
-
-
-def _slug(bench: str) -> str:
-    return re.sub(r"[^\w-]+", "_", bench)
-
-
-def draw_plots(n: dict, folder: Path) -> dict[str, list[tuple[str, str]]]:
-    """Each benchmark's plots that have data, saved as PNG into `folder`: benchmark → (file name, caption) pairs."""
-    made = {}
-    for bench, b in n["benchmarks"].items():
-        plots = [
-            ("scores", "Judge scores per task with 95% CIs", b["scores"], _scores),
-            ("judge_free", "Judge-free metrics per model", b["judge_free"], _rates),
-            ("gsb", "GSB shares per judge and model pair", b["gsb"], lambda bench, b: _gsb(bench, b["gsb"])),
-        ]
-        made[bench] = []
-        for kind, caption, data, draw in plots:
-            if data:
-                draw(bench, b).savefig(folder / f"{kind}_{_slug(bench)}.png")
-                made[bench].append((f"{kind}_{_slug(bench)}.png", caption))
-    return made
-
-
-# ----------------------------------------------------------------------------------------------------------- markdown
-def _num(x, fmt: str = "{:.2f}") -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
-
-
-def _ci(c: dict, sign: str = "") -> str:
-    f = "{:" + sign + ".2f}"
-    return "–" if math.isnan(c["mean"]) else f"{f.format(c['mean'])} [{f.format(c['lo'])}, {f.format(c['hi'])}]"
-
-
-def _table(head: list[str], rows: list[list], text_columns: int = 1) -> list[str]:
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * text_columns + " ---: |" * (len(head) - text_columns)]
-    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows] + [""]
-
-
-def _quote(text: str) -> list[str]:
-    # Model output is untrusted: inside a quote block, with raw HTML escaped, it cannot end the block or hide text.
-    return ["> " + line for line in text.replace("&", "&amp;").replace("<", "&lt;").splitlines() or [""]] + [""]
-
-
-def headline(n: dict) -> list[str]:
-    """Per other model and benchmark: PersonaScore Δ, roleplay Δ, GSB, in-character rate reference → model; a single
-    model gets its own numbers instead."""
-    ref, lines = n["reference"], []
-    for m in [x for x in n["models"] if x != ref] or [ref]:
-        for bench, b in n["benchmarks"].items():
-            parts = []
-            for rubric, label in (("persona", "PersonaScore"), ("roleplay", "roleplay")):
-                if row := b["scores"].get(rubric, {}).get(OVERALL[rubric]):
-                    parts.append(
-                        f"{label} Δ {_ci(row['delta'][m], '+')}" if m != ref else f"{label} {_ci(row['models'][m])}"
-                    )
-            parts += [
-                f"GSB {_num(r['score'], '{:+.2f}')}"
-                for r in b["gsb"]
-                if (r["judge"], r["model_a"], r["model_b"]) == (ALL_JUDGES, ref, m)
-            ]
-            if rates := [
-                _num(b["judge_free"][x]["in_character"], "{:.0%}")
-                for x in dict.fromkeys([ref, m])
-                if "in_character" in b["judge_free"].get(x, {})
-            ]:
-                parts.append("in character " + " → ".join(rates))
-            who = f"{m} vs {ref}" if m != ref else m
-            lines.append(f"- **{who} · {bench}**: " + (" · ".join(parts) or "no results"))
-    return lines + [""]
-
-
-def _benchmark(bench: str, b: dict, n: dict, plots: list[tuple[str, str]]) -> list[str]:
-    ref, models = n["reference"], n["models"]
-    others = [m for m in models if m != ref]
-    about = n["meta"].get("benchmarks", {}).get(bench, {})
-    lines = [f"## {bench}", ""] + ([" · ".join(f"{k} {v}" for k, v in about.items()), ""] if about else [])
-    if not b["replies"]:
-        return lines + ["No replies for this benchmark.", ""]
-    lines += ["Replies: " + ", ".join(f"{m} {k}" for m, k in b["replies"].items()), ""]
-    for rubric, rows in b["scores"].items():
-        lines += [f"### Rubric: {rubric}", ""]
-        lines += _table(
-            ["task", *(f"{m} mean [lo, hi] (n)" for m in models), *(f"Δ {m} − {ref} [lo, hi]" for m in others)],
-            [
-                [
-                    f"**{task}**" if task == OVERALL[rubric] else task,
-                    *(f"{_ci(r['models'][m])} ({r['models'][m]['n']})" for m in models),
-                    *(f"{_ci(r['delta'][m], '+')} (n={r['delta'][m]['n']})" for m in others),
-                ]
-                for task, r in rows.items()
-            ],
-        )
-    lines += [f"![{caption}]({name})\n" for name, caption in plots]
-    if b["gsb"]:
-        lines += ["### GSB (good / same / bad for b; a flip is the two orders disagreeing)", ""]
-        lines += _table(
-            ["judge", "b vs a", "G", "S", "B", "flips", "(G−B)/(G+S+B)"],
-            [
-                [
-                    r["judge"],
-                    f"{r['model_b']} vs {r['model_a']}",
-                    r["G"],
-                    r["S"],
-                    r["B"],
-                    r["flips"],
-                    _num(r["score"], "{:+.2f}"),
-                ]
-                for r in b["gsb"]
-            ],
-            2,
-        )
-    if jf := b["judge_free"]:
-        metrics = list(dict.fromkeys(k for x in jf.values() for k in x))
-        lines += ["### Judge-free metrics", ""]
-        lines += _table(
-            ["metric", *jf],
-            [[k, *(_num(x.get(k), "{:,}" if k == "replies" else "{:.3f}") for x in jf.values())] for k in metrics],
-        )
-        lines += [
-            f"- Why out of character, **{m}**: " + (", ".join(f"{k} {v}" for k, v in why.items()) or "never")
-            for m, why in b["out_of_character"].items()
-            if m in jf
-        ] + [""]
-    if b["examples"]:
-        lines += [f"### Side by side (replies clipped to {REPLY_CHARS} characters)", ""]
-    for i, e in enumerate(b["examples"], start=1):
-        lines += [
-            f"**{i}. {e['character']}** · {e['task']} · `{e['item_id']}` seed {e['seed']}",
-            "",
-            *_quote(e["question"]),
-        ]
-        for m, r in e["replies"].items():
-            scored = ", ".join(f"{k} {v:.2f}" for k, v in r["scores"].items())
-            lines += [f"*{m}*" + (f" ({scored})" if scored else ""), "", *_quote(r["text"])]
-    return lines
-
-
-def _identities(n: dict) -> list[str]:
-    """Who was evaluated and who judged: what a reader needs to reproduce or compare the numbers."""
-    models, judges = n["meta"]["models"], n["meta"].get("judges", {})
-    lines = ["## Models", ""] + _table(
-        ["model", "model_id", "kind"],
-        [[m, models.get(m, {}).get("model_id", "–"), models.get(m, {}).get("kind", "–")] for m in n["models"]],
-        3,
-    )
-    if judges:
-        lines += ["## Judges", ""] + _table(
-            ["judge", "model_id", "kind", "temperature"],
-            [
-                [j, x.get("model_id", "–"), x.get("kind", "–"), _num(x.get("temperature"), "{:g}")]
-                for j, x in judges.items()
-            ],
-            3,
-        )
-    return lines
-
-
-def _costs(meta: dict) -> list[str]:
-    lines = []
-    if latency := meta.get("latency"):
-        lines += ["## Latency and cost", ""] + _table(
-            ["model", "requests", "first token s", "total s", "output tok/s (single request)", "batch output tok/s"],
-            [
-                [
-                    m,
-                    _num(x.get("requests"), "{:,}"),
-                    *(_num(x.get(k)) for k in ("first_token_s", "total_s")),
-                    *(_num(x.get(k), "{:,.1f}") for k in ("output_tok_s", "batch_output_tok_s")),
-                ]
-                for m, x in latency.items()
-            ],
-        )
-    if spent := meta.get("judge_tokens"):
-        keys = ("requests", "prompt_tokens", "output_tokens")
-        lines += ["## Judge tokens", ""] + _table(
-            ["judge", "requests", "prompt tokens", "output tokens"],
-            [[j, *(_num(x.get(k), "{:,}") for k in keys)] for j, x in spent.items()],
-        )
-    if rejects := meta.get("rejects"):
-        lines += (
-            ["## Rejects", ""]
-            + [
-                f"- {stage}: " + (", ".join(f"{k} {v:,}" for k, v in r.items()) or "none")
-                for stage, r in rejects.items()
-            ]
-            + [""]
-        )
-    if "seconds" in meta:
-        lines.append(f"Evaluation took {meta['seconds']:,.0f} s.")
-    return lines
-
-
-def render_markdown(n: dict, plots: dict[str, list[tuple[str, str]]]) -> str:
-    lines = [
-        f"# Evaluation report: {n['name'] or 'evaluation'}",
-        "",
-        f"Reference model: **{n['reference']}**.",
-        "",
-        *headline(n),
-        *_identities(n),
-    ]
-    for bench, b in n["benchmarks"].items():
-        lines += _benchmark(bench, b, n, plots.get(bench, []))
-    return "\n".join(lines + _costs(n["meta"])) + "\n"
 
 
 def _plain(x):

@@ -39,21 +39,20 @@ Ray rows also give output tok/s per GPU.
 """
 
 import json
-import math
 import os
 import platform
 import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from scripts.bench_dedup import bench_dedup
 from scripts.bench_distilabel import DISTILABEL, bench_distilabel, distilabel_row
 from scripts.bench_job import OUT, FreeBackend, Prompt, engine_stage, request
+from scripts.bench_ray import bench_ray
+from scripts.bench_train import bench_packing, bench_train_step
 from synth.cache import RequestCache
 from synth.runner import run_stage
-from synth.shards import read_shard
 
 
 def bench_engine(model: str, n: int, max_tokens: int) -> dict:
@@ -173,123 +172,6 @@ def bench_prefix(model: str, characters: int, kv_cache_gb: float = 1.0) -> dict:
         }
     backend.close()
     return results
-
-
-def bench_packing(model: str, rows: int = 160) -> dict:
-    from scripts.sample_dataset import build
-    from synth.models import resolve_model
-    from train.recipe import load_train_recipe
-    from train.sft import run
-
-    data = build(OUT / "train-data" / "dataset", rows)
-    result, batch, max_length = {}, 8, 1024
-    for packing in (False, True):
-        out = OUT / f"packing-{packing}".lower()
-        shutil.rmtree(out, ignore_errors=True)
-        if packing:
-            # As many tokens per step as the padded run had: TRL's bfd packing is padding-free, so a step's packed
-            # rows become one row of batch × max_length tokens whose block-diagonal attention mask grows with its
-            # square under SDPA (linear only with flash attention's varlen kernels, on a GPU).
-            batch = max(1, round(result["padded"]["tokens"] / result["padded"]["steps"] / max_length))
-        info = run(
-            load_train_recipe(
-                None,
-                [
-                    f"model.base={resolve_model(model)}",
-                    f"data={data}",
-                    f"out={out}",
-                    "train.epochs=1",
-                    f"train.batch_size={batch}",
-                    f"train.max_length={max_length}",
-                    f"train.packing={packing}",
-                    "train.logging_steps=1000",
-                    "merge=false",
-                ],
-            )
-        )
-        result["packed" if packing else "padded"] = {
-            "steps": info["steps"],
-            "batch_size": batch,
-            "tokens": info["tokens_seen"],
-            "seconds": info["train_seconds"],
-            "tok_s": info["tokens_seen"] / info["train_seconds"],
-        }
-    result["ratio"] = result["packed"]["tok_s"] / result["padded"]["tok_s"]
-    return result
-
-
-def bench_train_step(steps: int = 4) -> dict:
-    from scripts.sample_dataset import build
-    from train.recipe import load_train_recipe
-    from train.sft import run
-
-    demo = Path("runs/demo/dataset")
-    data = demo if (demo / "dataset_info.json").is_file() else build(OUT / "train-data" / "dataset")
-    out = OUT / "train-step"
-    shutil.rmtree(out, ignore_errors=True)
-    recipe = load_train_recipe(
-        Path("train/recipes/demo-lora.yaml"), [f"data={data}", f"out={out}", f"train.max_steps={steps}", "merge=false"]
-    )
-    info = run(recipe)
-    # What a whole demo run costs at this speed: its steps are epochs × batches of its training rows.
-    demo_steps = math.ceil(info["train_rows"] / recipe.train.batch_size) * math.ceil(recipe.train.epochs)
-    s_per_step = info["train_seconds"] / info["steps"]
-    return {
-        "data": str(data),
-        "steps": info["steps"],
-        "seconds": info["train_seconds"],
-        "s_per_step": s_per_step,
-        "tokens": info["tokens_seen"],
-        "tok_s": info["tokens_seen"] / info["train_seconds"],
-        "demo_steps": demo_steps,
-        "demo_minutes": demo_steps * s_per_step / 60,
-    }
-
-
-def bench_ray(model: str, n: int, max_tokens: int, replicas: int) -> dict:
-    """The engine bench's job (same requests, same runner, cache and shards), once through one vLLM engine in
-    this process and once through `replicas` Ray actors; model start timed apart from generation."""
-    from synth.models import resolve_model
-    from synth.ray_backend import RayBackend
-    from synth.vllm_backend import VLLMBackend
-
-    prompts = [Prompt(id=str(i), text=f"Write a short story about character number {i}.") for i in range(n)]
-    results, texts = {}, {}
-    for executor in ("local", "ray"):  # one after the other: on a small machine both would fight for the cores
-        began = time.perf_counter()
-        if executor == "local":
-            backend = VLLMBackend(resolve_model(model), name=model, kv_cache_gb=1.0)
-        else:
-            backend = RayBackend(
-                resolve_model(model),
-                name=model,
-                replicas=replicas,
-                num_cpus=os.cpu_count(),
-                temp_dir=str(OUT.resolve() / "ray-tmp"),
-                kv_cache_gb=1.0,
-            )
-        start = time.perf_counter() - began
-        backend.generate([request(prompts[0], 8)])  # warm-up, as in the engine bench
-        folder = OUT / f"executor-{executor}"
-        shutil.rmtree(folder, ignore_errors=True)
-        cache = RequestCache(folder / "cache.sqlite")
-        began = time.perf_counter()
-        manifest = run_stage(engine_stage(backend, cache, max_tokens, chunk_size=n), prompts, folder / "stage", {})
-        seconds = time.perf_counter() - began
-        cache.close()
-        backend.close()
-        texts[executor] = [r["text"] for r in read_shard(folder / "stage" / "data-00000.arrow").to_pylist()]
-        tokens = manifest["counters"]["output_tokens"]
-        results[executor] = {"start_s": start, "seconds": seconds, "output_tokens": tokens, "tok_s": tokens / seconds}
-    return {
-        **results,
-        "replicas": replicas,
-        "requests": n,
-        "max_tokens": max_tokens,
-        "model": model,
-        "same_texts": texts["local"] == texts["ray"],
-        "ratio": results["ray"]["tok_s"] / results["local"]["tok_s"],
-    }
 
 
 def gpu_names() -> list[str]:

@@ -287,10 +287,10 @@ def prepare(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> Inputs:
     return Inputs(personas, prompts, eval_personas, backend, out)
 
 
-def run_synth(recipe: Recipe, stages: tuple[str, ...] = STAGES, inputs: Inputs | None = None) -> dict[str, dict]:
-    """Run the named stages in order (each needs the ones before it) on `inputs` (default: `prepare`'s);
+def run_synth(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> dict[str, dict]:
+    """Run the named stages in order (each needs the ones before it) on what `prepare` loaded and checked;
     returns each stage's manifest."""
-    personas, prompts, eval_personas, backend, out = prepare(recipe, stages) if inputs is None else inputs
+    personas, prompts, eval_personas, backend, out = prepare(recipe, stages)
     resolved = as_dict(recipe)
     manifests = {"seeds": run_stage(seeds_stage(recipe, personas), personas, out / "seeds", resolved)}
     cache = RequestCache(out / "cache.sqlite")

@@ -1,5 +1,5 @@
-"""The evaluation report (eval/report.py) and its statistics (eval/stats.py) on planted records whose numbers are
-known: two models, two judges, both benchmarks, no model and no engine.
+"""The evaluation report (eval/report.py, eval/plots.py, eval/markdown.py) and its statistics (eval/stats.py) on
+planted records whose numbers are known: two models, two judges, both benchmarks, no model and no engine.
 
 Planted, heldout: gemma's persona score per (character, question) is in HELDOUT_PERSONA and qwen gives one more,
 so the judges average to +0.5; the tuned model scores exactly one more on every judgement (a constant shift). On
@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from eval import report as eval_report
+from eval import plots as eval_plots
 from eval.judge_free import out_of_character
 from eval.personagym import TASKS
 from eval.records import Judgement, Reply, Verdict
@@ -495,7 +495,7 @@ def test_a_failed_render_leaves_the_previous_report_whole(tmp_path, monkeypatch)
     def broken(*args):
         raise RuntimeError("the plot failed")
 
-    monkeypatch.setattr(eval_report, "_gsb", broken)
+    monkeypatch.setattr(eval_plots, "_gsb", broken)
     with pytest.raises(RuntimeError, match="the plot failed"):
         write_report(tmp_path, replies, judgements, VERDICTS, META)
     assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == before
