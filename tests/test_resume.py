@@ -77,8 +77,10 @@ def test_resume_after_sigkill_gives_identical_rows_and_regenerates_no_finished_r
 def test_sigterm_mid_run_shuts_the_vllm_engine_down_too(tiny_model, tmp_path):
     proc = _start(tmp_path / "run")
     deadline = time.monotonic() + 600
-    # Wait until the engine runs: its processes live in the run's session (the CLI started its own).
-    while len(_session(proc.pid)) < 3:
+    manifest = tmp_path / "run" / "profiles" / "manifest.json"
+    # Wait until the engine has served a chunk of profiles. On a CPU it runs inside the CLI's process; where vLLM
+    # starts engine processes (a GPU, VLLM_ENABLE_V1_MULTIPROCESSING=1) they live in the run's session.
+    while not (manifest.exists() and json.loads(manifest.read_text())["chunks"]):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)  # to the CLI only, as `kill PID` or a scheduler's timeout does
