@@ -273,8 +273,9 @@ def test_merged_gemma_serves_in_vllm_and_speaks_as_unseen_characters_more_often_
     # Paired by (character, question, seed): only the pairs where the models disagree tell them apart, and
     # McNemar's exact test is a sign test on those. Its p-value carries the sampling variance of these replies, so
     # the bar is a significance level rather than a fixed margin that one run's numbers suggested.
-    gained = sum(bool(b) and not a for b, a in zip(why_before, why_after, strict=True))
-    lost = sum(not b and bool(a) for b, a in zip(why_before, why_after, strict=True))
+    # (base out of character, tuned out of character) per pair; a reason is '' when the reply is in character.
+    pairs = Counter((bool(b), bool(a)) for b, a in zip(why_before, why_after, strict=True))
+    gained, lost = pairs[True, False], pairs[False, True]
     p = binomtest(gained, gained + lost, 0.5, alternative="greater").pvalue if gained + lost else 1.0
     print(
         f"in character, {len(probes)} paired replies: base {before:.2f}, tuned {after:.2f}; "
