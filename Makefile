@@ -15,6 +15,10 @@ RECIPE ?= synth/recipes/demo.yaml
 OUT ?=
 ARGS ?=
 PYTEST_ARGS ?=
+# pytest-xdist workers: most of a test's time is single-threaded (Python start-up and imports, a vLLM engine that
+# serves on one thread on a CPU), so two workers on 2 cores roughly halve the suite. WORKERS=0 runs in one process.
+WORKERS ?= 2
+XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadfile --no-loadscope-reorder)
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
 .PHONY: setup synth train eval publish test test-fast lint bench reliability clean distclean
@@ -57,11 +61,11 @@ publish: setup
 	$(BIN)/dramatis publish $(RUN) $(if $(REPO),--repo $(REPO)) $(ARGS)
 
 test: setup
-	$(OFFLINE) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(OFFLINE) $(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # The markers are set in tests/conftest.py (by fixture) and on the tests that start an engine another way.
 test-fast: setup
-	$(OFFLINE) $(BIN)/python -m pytest -m "not engine and not slow" $(PYTEST_ARGS)
+	$(OFFLINE) $(BIN)/python -m pytest $(XDIST) -m "not engine and not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
