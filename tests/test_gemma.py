@@ -165,7 +165,11 @@ def test_gemma_writes_r_and_g_dialogues_for_real_tasks_that_pass_every_check(gem
 # model's (eval/judge_free.py: first person, in the character's language, no assistant boilerplate, no copy of the
 # profile or the question). The probe questions are self-instruct tasks the dialogues did not use.
 
-PROBES = 8  # unseen self-instruct instructions per unseen character
+# How many pairs: measured on the demo data (float32, AVX2 EPYC), with 16 questions x 6 seeds generated once and
+# the questions resampled (a bootstrap over questions, 400 draws), the share of draws where the paired test below
+# reaches p < ALPHA: 8 questions x 4 seeds 0.77 (too often red on a CPU whose texts differ), 16 x 4 0.99,
+# 16 x 6 and 24 x 4 1.00. Questions rather than seeds: the replies to one question are correlated.
+PROBES = 16  # unseen self-instruct instructions per unseen character
 SAMPLES = 4  # replies per question and model, same seeds for both models: pairs for the paired test below
 ALPHA = 0.01  # the paired test's one-sided significance level
 
@@ -281,8 +285,8 @@ def test_merged_gemma_serves_in_vllm_and_speaks_as_unseen_characters_more_often_
         f"in character, {len(probes)} paired replies: base {before:.2f}, tuned {after:.2f}; "
         f"tuned only {gained}, base only {lost}, one-sided p = {p:.2g}"
     )
-    # Seen on the demo data (float32, AVX2 EPYC): base 0.44 (it continues the profile or answers as an
-    # assistant), tuned 0.94 on 48 replies.
+    # Seen on the demo data (float32, AVX2 EPYC): 192 pairs, base 0.32 (it continues the profile or answers as an
+    # assistant), tuned 0.51; tuned only 52, base only 15, p = 3e-6.
     assert p < ALPHA, (before, after, gained, lost, p, Counter(why_before), Counter(why_after))
 
 
