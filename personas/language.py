@@ -6,11 +6,20 @@ stage checks turn languages with the same function.
 
 import re
 
+# The languages every stage has prompts, few-shot turns and checks for. A text in another language can only be
+# made into a character in one of these (profiles.language), never silently as if it were English.
+SUPPORTED = ("en", "zh", "de", "ru")
 SCRIPTS = {
     "zh": re.compile(r"[\u4e00-\u9fff]"),
     "ja": re.compile(r"[\u3040-\u30ff]"),
     "ko": re.compile(r"[\uac00-\ud7af]"),
     "ru": re.compile(r"[\u0400-\u04ff]"),
+    # Scripts of languages we have no prompts for: detected, so that they are not taken for English.
+    "ar": re.compile(r"[\u0600-\u06ff\u0750-\u077f]"),
+    "he": re.compile(r"[\u0590-\u05ff]"),
+    "el": re.compile(r"[\u0370-\u03ff]"),
+    "hi": re.compile(r"[\u0900-\u097f]"),
+    "th": re.compile(r"[\u0e00-\u0e7f]"),
 }
 LATIN = re.compile(r"[A-Za-zÀ-ÿ]")
 # Frequent function words, a few per language ("y" is left out: it is also the algebra's y): a Latin-script text

@@ -1,7 +1,10 @@
 """Reliability suite, crash part: SIGKILL a real run at random moments, relaunch it, compare with an uninterrupted run.
 
-    .venv/bin/python scripts/reliability.py only=crash             # 20 trials
-    .venv/bin/python scripts/reliability.py only=crash --reduced   # 3 trials (tests/test_reliability_crash.py)
+    .venv/bin/python scripts/reliability.py only=crash             # 20 trials, then 9 interrupts
+    .venv/bin/python scripts/reliability.py only=crash --reduced   # 3 trials, 2 interrupts (CI's form)
+
+After the kills come the interrupts (Ctrl-C, SIGINT, SIGTERM), on the same reference run and through the same
+trial: scripts/reliability_interrupt.py says what they check on top.
 
 One uninterrupted reference run of a small demo recipe on the tiny model comes first; its stage timeline
 (when each stage finished) is recorded. Each trial then starts the same command in a fresh folder, in its own
@@ -40,6 +43,7 @@ from pathlib import Path
 
 from scripts import cli_process
 from scripts.reliability_case import Case
+from scripts.reliability_interrupt import LIMIT_S, interrupt, interrupt_plans
 from synth.shards import read_shard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,13 +102,13 @@ TIMEOUT_S = 1200
 EXPECTED = "relaunch: rows = uninterrupted, no duplicates, 0 requests regenerated"
 
 
-def _start(run: Path, log: Path) -> subprocess.Popen:
+def start_run(run: Path, log: Path) -> subprocess.Popen:
     # Its own session, so os.killpg reaches vLLM's engine processes too, as a machine crash would.
     with open(log, "ab") as sink:
         return cli_process.start("synth", *ARGS, f"out={run}", stdout=sink)
 
 
-def _kill(proc: subprocess.Popen) -> None:
+def kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -112,20 +116,20 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _manifest(folder: Path) -> dict:
+def read_manifest(folder: Path) -> dict:
     try:
         return json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError):
         return {}
 
 
-def _reached(run: Path, marker: str) -> bool:
+def reached(run: Path, marker: str) -> bool:
     stage, _, chunks = marker.partition(":")
     if chunks:  # or the stage is complete: one with fewer chunks (or no input) must not stall the timeline
-        manifest = _manifest(run / stage)
+        manifest = read_manifest(run / stage)
         return len(manifest.get("chunks", [])) >= int(chunks) or bool(manifest.get("complete"))
     if marker in STAGES:
-        return bool(_manifest(run / marker).get("complete"))
+        return bool(read_manifest(run / marker).get("complete"))
     path = {
         "dataset": run / "dataset" / "dataset_info.json",
         "report": run / "report" / "report.md",
@@ -134,13 +138,13 @@ def _reached(run: Path, marker: str) -> bool:
     return path.exists()
 
 
-def _in_progress(run: Path) -> str:
+def in_progress(run: Path) -> str:
     """The stage a kill interrupted: the first whose manifest (or output) is missing or not complete."""
     if not (run / "seeds" / "manifest.json").exists():
         return "start-up"
     for marker in MARKERS[:-1]:
-        if ":" not in marker and not _reached(run, marker):
-            manifest = _manifest(run / marker) if marker in STAGES else {}
+        if ":" not in marker and not reached(run, marker):
+            manifest = read_manifest(run / marker) if marker in STAGES else {}
             if manifest.get("inputs"):
                 total = -(-manifest["inputs"] // manifest["chunk_size"])
                 return f"{marker}, {len(manifest['chunks'])}/{total} chunks done"
@@ -158,19 +162,19 @@ def _timeline(proc: subprocess.Popen, run: Path, began: float) -> dict[str, floa
         for marker in MARKERS[:-1]:  # reached in order: check the next ones only
             if marker in seen:
                 continue
-            if not _reached(run, marker):
+            if not reached(run, marker):
                 break
             seen[marker] = time.monotonic() - began
         if done:
             seen["exit"] = time.monotonic() - began
             return seen
         if time.monotonic() - began > TIMEOUT_S:
-            _kill(proc)
+            kill_group(proc)
             raise RuntimeError(f"the run in {run} took over {TIMEOUT_S} s")
         time.sleep(0.05)
 
 
-def _cache_rows(run: Path) -> int:
+def cache_rows(run: Path) -> int:
     """Rows in the run's request cache, read from a copy (so the check itself does not checkpoint the WAL)."""
     db = run / "cache.sqlite"
     if not db.exists():
@@ -186,7 +190,7 @@ def _cache_rows(run: Path) -> int:
                 return 0
 
 
-def _rows(run: Path) -> dict[str, list]:
+def stage_rows(run: Path) -> dict[str, list]:
     """Every shard's rows by stage/file name, plus the dataset folder's split files and dataset_info.json."""
     rows = {}
     for stage in STAGES:
@@ -200,9 +204,9 @@ def _rows(run: Path) -> dict[str, list]:
     return rows
 
 
-def _duplicates(run: Path) -> int:
+def duplicates(run: Path) -> int:
     """Ids held more than once by one stage's data shards (or the dataset's split files together)."""
-    groups = [[run / stage / c["file"] for c in _manifest(run / stage).get("chunks", [])] for stage in STAGES]
+    groups = [[run / stage / c["file"] for c in read_manifest(run / stage).get("chunks", [])] for stage in STAGES]
     groups.append(sorted((run / "dataset" / "data").glob("*.arrow")))
     dup = 0
     for paths in groups:
@@ -211,24 +215,24 @@ def _duplicates(run: Path) -> int:
     return dup
 
 
-def _leftovers(run: Path) -> list[str]:
+def leftovers(run: Path) -> list[str]:
     found = [p for p in run.rglob(".*.tmp")] + [p for p in run.rglob("*.tmp") if p.is_dir()]
     found += [p for p in run.rglob("*.old") if p.is_dir()]
     return sorted(str(p.relative_to(run)) for p in found)
 
 
-def _generated(run: Path, skip: dict[str, set[int]] | None = None) -> int:
+def generated_requests(run: Path, skip: dict[str, set[int]] | None = None) -> int:
     """requests_generated summed over every stage's chunks, leaving out the chunks in `skip` (stage -> indices)."""
     skip = skip or {}
     return sum(
         c["counters"].get("requests_generated", 0)
         for stage in STAGES
-        for c in _manifest(run / stage).get("chunks", [])
+        for c in read_manifest(run / stage).get("chunks", [])
         if c["index"] not in skip.get(stage, set())
     )
 
 
-def _diff(got: dict, want: dict) -> list[str]:
+def differing(got: dict, want: dict) -> list[str]:
     return sorted(name for name in set(got) | set(want) if got.get(name) != want.get(name))
 
 
@@ -236,12 +240,12 @@ def _reference(out: Path) -> tuple[dict[str, float], dict, int, list[Case]]:
     run, log = out / "reference" / "run", out / "reference" / "run.log"
     run.parent.mkdir(parents=True)
     began = time.monotonic()
-    proc = _start(run, log)
+    proc = start_run(run, log)
     timeline = _timeline(proc, run, began)
     proc_ok = proc.returncode == 0 and "publish" in timeline
-    rows, cached, generated = _rows(run), _cache_rows(run), _generated(run)
+    rows, cached, generated = stage_rows(run), cache_rows(run), generated_requests(run)
     stages = ", ".join(f"{m} {timeline[m]:.0f}" for m in MARKERS if m in timeline)
-    kept = _manifest(run / "dialogues").get("counters", {}).get("kept", 0)
+    kept = read_manifest(run / "dialogues").get("counters", {}).get("kept", 0)
     case = Case(
         case=f"uninterrupted reference run ({timeline['exit']:.0f} s)",
         expected="exit 0, dialogues kept, requests generated = cache rows",
@@ -269,17 +273,26 @@ def _plans(reduced: bool, timeline: dict[str, float]) -> list[tuple[str, str, fl
     return plans
 
 
-def _trial(out: Path, i: int, plan: tuple[str, str, float], reference: tuple, attempt: int = 0) -> Case:
+def _started_after_an_unfinished_stage(run: Path) -> list[str]:
+    states = [read_manifest(run / s) for s in STAGES]
+    first = next((i for i, m in enumerate(states) if not m.get("complete")), len(STAGES))
+    return [s for s, m in zip(STAGES[first + 1 :], states[first + 1 :], strict=True) if m]
+
+
+def _trial(
+    out: Path, i: int, plan: tuple[str, str, float], reference: tuple, attempt: int = 0, how: str = "SIGKILL"
+) -> Case:
+    """Stop a run at the planned moment (SIGKILL to its group, or one of the interrupts), relaunch, compare."""
     ref_rows, ref_cached = reference
     aim, after, delay = plan
-    folder = out / (f"trial-{i:02d}" + "abc"[attempt - 1] * bool(attempt))
+    folder = out / (f"{'trial' if how == 'SIGKILL' else 'interrupt'}-{i:02d}" + "abc"[attempt - 1] * bool(attempt))
     run = folder / "run"
     folder.mkdir(parents=True)
     began = time.monotonic()
-    proc = _start(run, folder / "killed.log")
+    proc = start_run(run, folder / "killed.log")
     mark = began if not after else None
     while True:
-        if mark is None and _reached(run, after):
+        if mark is None and reached(run, after):
             mark = time.monotonic()
         if mark is not None and time.monotonic() >= mark + delay:
             break
@@ -288,23 +301,30 @@ def _trial(out: Path, i: int, plan: tuple[str, str, float], reference: tuple, at
         time.sleep(0.05)
     finished_first = proc.poll() is not None
     at = time.monotonic() - began
-    _kill(proc)
+    stopped = []  # what the interrupted run itself did wrong (reliability_interrupt.py's checks)
+    if how == "SIGKILL" or finished_first:
+        kill_group(proc)
+    else:
+        code, stopped = interrupt(proc, folder / "killed.log", how)
+        kill_group(proc)  # a no-op unless it outlived the limit (or left a child behind)
+        stopped += [f"started {s} after the interrupt" for s in _started_after_an_unfinished_stage(run)]
     if finished_first and attempt < 2:
         # This run was faster than the reference and ended before the kill: aim earlier, in a fresh folder.
-        return _trial(out, i, (aim, after, delay / 2), reference, attempt + 1)
-    stage = _in_progress(run)
-    done_at_kill = {s: {c["index"] for c in _manifest(run / s).get("chunks", [])} for s in STAGES}
-    cached_at_kill = _cache_rows(run)
+        return _trial(out, i, (aim, after, delay / 2), reference, attempt + 1, how)
+    stage = in_progress(run)
+    done_at_kill = {s: {c["index"] for c in read_manifest(run / s).get("chunks", [])} for s in STAGES}
+    cached_at_kill = cache_rows(run)
 
-    proc = _start(run, folder / "relaunch.log")
+    proc = start_run(run, folder / "relaunch.log")
     try:
         code = proc.wait(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        _kill(proc)
+        kill_group(proc)
         code = "timeout"
-    label = f"SIGKILL #{i} at {at:.1f} s (in {stage}; aimed: {aim})"
+    label = f"{how} #{i} at {at:.1f} s (in {stage}; aimed: {aim})"
     if finished_first:
-        label = f"SIGKILL #{i}: none, the run ended at {at:.1f} s (aimed: {aim})"
+        label = f"{how} #{i}: none, the run ended at {at:.1f} s (aimed: {aim})"
+    part = "crash" if how == "SIGKILL" else "interrupt"
     if code != 0:
         lines = (folder / "relaunch.log").read_text(errors="replace").splitlines()
         # The first and last exception lines (the root cause, the exit), not the tail of a boxed traceback.
@@ -315,15 +335,15 @@ def _trial(out: Path, i: int, plan: tuple[str, str, float], reference: tuple, at
             expected=EXPECTED,
             observed=f"relaunch exited {code} ({folder.name}/relaunch.log): {why[:400]}",
             passed=False,
-            part="crash",
+            part=part,
         )
 
-    differ = _diff(_rows(run), ref_rows)
-    dup = _duplicates(run)
-    generated = _generated(run, done_at_kill)
-    final = _cache_rows(run)
+    differ = differing(stage_rows(run), ref_rows)
+    dup = duplicates(run)
+    generated = generated_requests(run, done_at_kill)
+    final = cache_rows(run)
     regenerated = generated - (final - cached_at_kill)
-    left = _leftovers(run)
+    left = leftovers(run)
     problems = []
     if differ:
         problems.append(
@@ -337,10 +357,12 @@ def _trial(out: Path, i: int, plan: tuple[str, str, float], reference: tuple, at
         f"{'rows equal' if not differ else 'ROWS DIFFER'}, {dup} dup, {regenerated} regenerated "
         f"({generated} generated after relaunch, {cached_at_kill} cached at kill)"
     )
+    problems += stopped
     if problems:
         observed += "; " + "; ".join(problems)
-    passed = not differ and dup == 0 and regenerated == 0 and final == ref_cached and not left and not finished_first
-    return Case(case=label, expected=EXPECTED, observed=observed, passed=passed, part="crash")
+    passed = not (differ or dup or regenerated or final != ref_cached or left or finished_first or stopped)
+    expected = EXPECTED if how == "SIGKILL" else f"exit ≤ {LIMIT_S} s, one line, no later stage; " + EXPECTED
+    return Case(case=label, expected=expected, observed=observed, passed=passed, part=part)
 
 
 def crash_cases(out: Path, reduced: bool) -> Iterator[Case]:
@@ -356,7 +378,10 @@ def crash_cases(out: Path, reduced: bool) -> Iterator[Case]:
         return
     for i, plan in enumerate(_plans(reduced, timeline), start=1):
         yield _trial(out, i, plan, (ref_rows, ref_cached))
-    print(f"crash part: {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+    # The interrupts share the reference run: it is most of the part's cost.
+    for i, (aim, after, delay, how) in enumerate(interrupt_plans(reduced, timeline, random.Random(2000)), start=1):
+        yield _trial(out, i, (aim, after, delay), (ref_rows, ref_cached), how=how)
+    print(f"crash and interrupt parts: {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -209,10 +209,11 @@ TRIES = FILE_TRIES + [
 def prepare(out: Path) -> Base:
     """The part's folder wiped; the clean seeds file (12 real personas) and its seeds-stage rows."""
     shutil.rmtree(out, ignore_errors=True)
-    # The seeds stage never loads the model, and a folder with a config.json passes the up-front model
-    # check: no case depends on the Gemma folder being built, and none can start an engine by mistake.
+    # The seeds stage never loads the model, and a folder with a config.json and a tokenizer file passes the
+    # up-front model check: no case depends on the Gemma folder being built, and none can start an engine by mistake.
     (out / "model").mkdir(parents=True)
     (out / "model" / "config.json").write_text("{}")
+    (out / "model" / "tokenizer.json").write_text("{}")
     lines = SEEDS_5K.read_bytes().splitlines(keepends=True)[:12]
     base = Base(out, out / "model", out / "clean.jsonl", lines)
     base.clean.write_bytes(b"".join(lines))

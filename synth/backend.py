@@ -37,7 +37,7 @@ class ChatRequest:
 @dataclass
 class ChatResult:
     text: str
-    finish_reason: str  # "stop" | "length" | "error"
+    finish_reason: str  # "stop" | "length" | "error" | "too_long" (prompt + max_tokens over the context; not sent)
     prompt_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0  # prompt tokens served from the prefix cache, when the backend says

@@ -7,8 +7,10 @@ run them, so `dramatis synth` never loads their dependencies). Everywhere else t
 personas ← synth ← train, eval, and train and eval do not import each other; tests/test_layering.py holds it.
 """
 
+import gc
 import json
 import multiprocessing
+import os
 import signal
 import sys
 from collections import Counter
@@ -17,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from personas.errors import DramatisError
+from personas.errors import DramatisError, Interrupted
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Dramatis: synthetic persona data for role-play models."
@@ -80,6 +82,10 @@ def _finish(out: Path, fmt: str) -> None:
     from synth.report import write_report
 
     typer.echo(f"report     {write_report(out)}")
+    info = json.loads((out / "dataset" / "dataset_info.json").read_text())
+    if not info.get("splits"):  # every row was rejected: the report says why, and there is nothing to upload
+        typer.echo("publish    none: the dataset has no rows (see the report's reject reasons)")
+        return
     typer.echo(
         f"publish    {build_folder(out, out / 'hub', fmt)} "
         f"(dry run: `dramatis publish {out} --repo user/name` uploads it)"
@@ -145,11 +151,13 @@ RunFolder = Annotated[Path, typer.Argument(help="a run folder, e.g. runs/demo")]
 def curate(run: RunFolder, overrides: Overrides = None) -> None:
     """Re-curate a finished run from its shards (filters, dedup, dataset, report), no model needed:
     `dramatis curate runs/demo curate.max_chars=2000 dedup.threshold=0.8`."""
+    from synth.lock import run_lock
     from synth.pipeline import curate_run, run_recipe
 
     try:
         recipe = run_recipe(run, list(overrides or []))
-        manifests = curate_run(recipe, run)
+        with run_lock(run):
+            manifests = curate_run(recipe, run)
         _summary(manifests, run)
         _finish(run, recipe.publish.format)
     except DramatisError as e:
@@ -306,12 +314,25 @@ def show(stage_dir: Path) -> None:
     typer.echo(f"{len(manifest['chunks'])} chunks, {sum(c['rows'] for c in manifest['chunks'])} rows")
 
 
+def _interrupt(signum, frame) -> None:
+    # A second Ctrl-C while the first unwinds (closing the engine takes seconds) ends the process at once.
+    for again in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(again, lambda n, f: os._exit(128 + n))
+    raise Interrupted(signum)
+
+
 def main() -> None:
-    # SIGTERM (kill, a scheduler's timeout) must unwind like Ctrl-C: the `finally` blocks then shut vLLM's
-    # engine process down. Seen here: without this, a killed run left its engine core spinning a CPU core.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    # Ctrl-C (SIGINT to the terminal's whole process group) and SIGTERM (kill, a scheduler's timeout) unwind the
+    # same way: the stage in progress stops with its chunk unfinished (nothing from the shutdown becomes a reject
+    # or a cache entry), the `finally` blocks close the cache and shut vLLM's engine down, no later stage starts.
+    # Seen without this: a killed run left its engine core spinning a CPU core.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
+    stopped_by = 0
     try:
         app(sys.argv[1:])
+    except Interrupted as e:
+        stopped_by = e.signum
     finally:
         # A signal during the engine's start-up comes before the backend object exists to close it.
         for child in multiprocessing.active_children():
@@ -319,6 +340,17 @@ def main() -> None:
             child.join(timeout=10)
             if child.is_alive():
                 child.kill()
+    if stopped_by:
+        # Out of the except block, the interrupted frames are gone and their progress bars closed: the message
+        # is then the last line the user sees.
+        gc.collect()
+        name = signal.Signals(stopped_by).name
+        typer.secho(
+            f"interrupted ({name}): the chunks finished so far are kept; run the same command again to resume",
+            fg="red",
+            err=True,
+        )
+        sys.exit(128 + stopped_by)
 
 
 if __name__ == "__main__":

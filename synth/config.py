@@ -10,6 +10,7 @@ will use, not those of the file an override replaced.
 
 import dataclasses
 import difflib
+import math
 from dataclasses import field
 from pathlib import Path
 
@@ -63,6 +64,9 @@ def _refusal(key: str, value, f: dataclasses.Field) -> str | None:
             return f"{key}={value}: use {_listed(choices, ' and/or ')}"
     elif choices and value not in choices:
         return f"{key}={value}: use {_listed([repr(c) for c in choices], ' or ')}"
+    # YAML reads .nan and .inf, float() reads 'nan' and 'inf': no knob means them, and nan passes every bound.
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{key}={value}: give a finite number"
     if low is not None and value < low or high is not None and value > high:
         if high is None:
             return f"{key}={value}: at least {low}"

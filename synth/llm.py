@@ -16,6 +16,8 @@ from synth.backend import Backend, ChatRequest, ChatResult
 from synth.cache import RequestCache
 from synth.runner import Reject
 
+UNCACHED = ("error", "too_long")
+
 
 def complete(
     backend: Backend, cache: RequestCache, requests: list[ChatRequest], counters: Counter
@@ -25,8 +27,9 @@ def complete(
     found = cache.get_many(keys)
     todo = [i for i, k in enumerate(keys) if k not in found]
     fresh = backend.generate([requests[i] for i in todo]) if todo else []
-    # Transport errors are not cached: a rerun should try them again.
-    cache.put_many([(keys[i], r) for i, r in zip(todo, fresh, strict=False) if r.finish_reason != "error"])
+    # Transport errors are not cached: a rerun should try them again. Nor is `too_long`: it holds for this
+    # max_model_len only, which the request's key does not include.
+    cache.put_many([(keys[i], r) for i, r in zip(todo, fresh, strict=False) if r.finish_reason not in UNCACHED])
     for i, r in zip(todo, fresh, strict=False):
         found[keys[i]] = r
         counters["prompt_tokens"] += r.prompt_tokens
@@ -71,6 +74,8 @@ def generate_validated(
             try:
                 if result.finish_reason == "error":
                     raise Rejected("backend_error", result.error)
+                if result.finish_reason == "too_long":
+                    raise Rejected("too_long", result.error)
                 done[i] = parse(items[i], result, req, attempt)
             except Rejected as e:
                 counters[f"attempt_failed_{e.reason}"] += 1
@@ -83,7 +88,8 @@ def generate_validated(
                     output=result.text,
                     attempts=attempt + 1,
                 )
-                retry.append(i)
+                if e.reason != "too_long":  # another seed cannot shorten the prompt
+                    retry.append(i)
         pending = retry
     for i in range(len(items)):
         yield done[i]

@@ -48,6 +48,10 @@ def prepare_gemma(out: Path = GEMMA_DIR) -> Path:
     return out
 
 
+# A fast tokenizer, a SentencePiece model, or a BPE vocabulary (with its merges.txt beside it).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
 def resolve_model(name: str) -> str:
     """A path or HF id vLLM can load, or a DramatisError that says what to change."""
     if name == "gemma3-270m":
@@ -62,6 +66,12 @@ def resolve_model(name: str) -> str:
     if name.startswith((".", "/", "~")) or path.exists():
         if not (path / "config.json").is_file():
             raise DramatisError(f"backend.model={name}: no model folder there (expected {path / 'config.json'})")
+        # Without one vLLM fails only after the weights are loaded (minutes on a CPU), with a traceback.
+        if not any((path / f).is_file() for f in TOKENIZER_FILES):
+            raise DramatisError(
+                f"backend.model={name}: the folder has no tokenizer ({' or '.join(TOKENIZER_FILES)}); "
+                "copy the tokenizer files of the model it was trained from"
+            )
         return str(path)
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         from huggingface_hub import snapshot_download

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from personas.errors import DramatisError
+from personas.language import SUPPORTED
 from personas.profiles import character, parse_profile, profile_messages, profile_schema
 from personas.records import Character, Persona, derive_seed, name_key
 from personas.seeds import load_seeds
@@ -24,6 +25,7 @@ from synth.dataset import write_dataset
 from synth.dedup import find_similar
 from synth.dialogues import dialogues_stage, plan_tasks
 from synth.llm import generate_validated
+from synth.lock import run_lock
 from synth.models import resolve_model
 from synth.prompts import Mapping, load_prompts
 from synth.recipe import DedupConfig, ProfilesConfig, Recipe, as_dict, load_recipe
@@ -129,10 +131,23 @@ def profiles_stage(
         return character(p, fields, language(p), model, req.seed, attempt + 1)
 
     def process(chunk: list[Persona], counters: Counter):
+        usable = [p for p in chunk if language(p) in SUPPORTED]
+        for p in chunk:
+            if language(p) not in SUPPORTED:  # before any request: no model time spent on it
+                yield Reject(
+                    id=p.id,
+                    stage="profiles",
+                    reason="unsupported_language",
+                    detail=f"{p.source}:{p.source_line} is in '{p.language}'; profiles are written in "
+                    f"{', '.join(SUPPORTED)}: set profiles.language to one of them to make it a character",
+                    record=p.model_dump_json(),
+                )
+        if not usable:
+            return
         yield from generate_validated(
             backend(),
             cache,
-            chunk,
+            usable,
             stage="profiles",
             request=request,
             parse=parse,
@@ -261,8 +276,8 @@ class Inputs(NamedTuple):
 
 
 def prepare(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> Inputs:
-    """Load what the named stages read and check what the run needs: the model path, the backend (a server or
-    Ray cluster is reached now), a writable `out`."""
+    """Load what the named stages read and check what the run needs: the model path, a reachable server, a
+    writable `out`. `run_synth` starts a Ray cluster next, once it holds the run folder's lock."""
     personas = load_seeds(recipe.seeds.source, recipe.seeds.field, recipe.seeds.split)
     # Everything a later stage reads is loaded and checked now: bad input fails before any shard is written.
     prompts = (
@@ -281,8 +296,8 @@ def prepare(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> Inputs:
     backend = functools.cache(
         lambda: open_backend(recipe.backend, ray=recipe.ray if recipe.executor == "ray" else None)
     )
-    if recipe.backend.kind == "openai" or recipe.executor == "ray":
-        backend()  # fail now if the server is unreachable, or the Ray cluster lacks what the replicas need
+    if recipe.backend.kind == "openai":
+        backend()  # fail now if the server is unreachable: before `out` exists
     check_writable(out)
     return Inputs(personas, prompts, eval_personas, backend, out)
 
@@ -290,7 +305,15 @@ def prepare(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> Inputs:
 def run_synth(recipe: Recipe, stages: tuple[str, ...] = STAGES) -> dict[str, dict]:
     """Run the named stages in order (each needs the ones before it) on what `prepare` loaded and checked;
     returns each stage's manifest."""
-    personas, prompts, eval_personas, backend, out = prepare(recipe, stages)
+    inputs = prepare(recipe, stages)
+    with run_lock(inputs.out):  # a second process on this folder is refused here, before it writes or starts anything
+        return _run_stages(recipe, stages, inputs)
+
+
+def _run_stages(recipe: Recipe, stages: tuple[str, ...], inputs: Inputs) -> dict[str, dict]:
+    personas, prompts, eval_personas, backend, out = inputs
+    if recipe.executor == "ray":
+        backend()  # fail now if the Ray cluster lacks what the replicas need: after the lock, as Ray is costly
     resolved = as_dict(recipe)
     manifests = {"seeds": run_stage(seeds_stage(recipe, personas), personas, out / "seeds", resolved)}
     cache = RequestCache(out / "cache.sqlite")

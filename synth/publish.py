@@ -351,6 +351,11 @@ def build_folder(run: Path, folder: Path, fmt: str = "parquet", *, repo: str = "
             f"{run}: no split stage here (the profiles config comes from it); run `dramatis synth` first"
         )
     info = json.loads(info_path.read_text())
+    if not info.get("splits"):  # a card whose config lists no files: `load_dataset` of the repo would fail
+        raise DramatisError(
+            f"{run}: the dataset has no rows (curation kept none; see {run / 'report' / 'report.md'}): "
+            "nothing to publish"
+        )
     with staged_folder(folder) as staging:
         for sub in ("dialogues", "profiles"):
             (staging / sub).mkdir()

@@ -14,10 +14,9 @@ import math
 import os
 import signal
 import socket
-import sys
 import time
 
-from personas.errors import DramatisError
+from personas.errors import BackendStopped, DramatisError, Interrupted
 from synth.backend import ChatRequest, ChatResult
 
 SOCKET_SUFFIX = len("/session_2026-11-22_23-29-10_255682_62301/sockets/plasma_store")
@@ -87,7 +86,7 @@ class RayBackend:
         import ray
 
         self.model = name
-        self.terminated = False
+        self.terminated = 0  # the signal that stopped the run, once one has
         self._started_ray = not ray.is_initialized()
         if self._started_ray:
             init = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -105,15 +104,16 @@ class RayBackend:
                             f"ray.temp_dir={temp_dir}: too long for Ray's socket paths "
                             f"(at most {107 - SOCKET_SUFFIX} bytes as an absolute path)"
                         )
-            terminate = signal.getsignal(signal.SIGTERM)
+            handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
             try:
                 ray.init(**init)
             except ConnectionError as e:
                 raise DramatisError(f"ray.address={address}: no Ray cluster there ({e})") from None
             except OSError as e:
                 raise DramatisError(f"ray: could not start a local instance ({e})") from None
-            # Ray's driver replaces the SIGTERM handler; ours unwinds, so `close` stops the replicas.
-            signal.signal(signal.SIGTERM, self._on_sigterm(terminate))
+            # Ray's driver replaces the signal handlers; ours unwind, so `close` stops the replicas.
+            for signum, handler in handlers.items():
+                signal.signal(signum, self._on_signal(handler))
         self.actors = []
         try:
             self._start(ray, model, replicas, gpus_per_replica, cpus_per_replica, start_timeout_s, vllm_options)
@@ -165,15 +165,14 @@ class RayBackend:
                 raise DramatisError(f"ray: replica {waiting[ready[0]]} failed to start the model: {e}") from None
             del waiting[ready[0]]
 
-    def _on_sigterm(self, handler):
-        def on_sigterm(signum, frame):
-            self.terminated = True
+    def _on_signal(self, handler):
+        def on_signal(signum, frame):
+            self.terminated = signum
             if callable(handler):
                 handler(signum, frame)
-            else:
-                sys.exit(128 + signum)
+            raise Interrupted(signum)
 
-        return on_sigterm
+        return on_signal
 
     def generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
         import ray
@@ -185,14 +184,16 @@ class RayBackend:
         futures = [self.actors[i % len(self.actors)].generate.remote(s) for i, s in enumerate(slices)]
         try:
             return [r for part in ray.get(futures) for r in part]
-        except SystemExit:
-            # A handler that exits inside ray.get comes out as SystemExit(1); a SIGTERM keeps its own status.
+        except (SystemExit, Interrupted):
+            # A handler that raises inside ray.get comes out as SystemExit(1); the signal keeps its own status.
             if self.terminated:
-                raise SystemExit(128 + signal.SIGTERM) from None
+                raise Interrupted(self.terminated) from None
             raise
         except ray.exceptions.RayActorError as e:
+            if self.terminated:  # Ctrl-C reached the replicas too (one process group): an interrupt, not a fault
+                raise Interrupted(self.terminated) from None
             # A lost replica loses its slice: the chunk fails, and a relaunch resumes from the cache and shards.
-            raise DramatisError(
+            raise BackendStopped(
                 f"ray: a replica died while generating ({e}); relaunch the same command to resume"
             ) from None
 

@@ -1,10 +1,12 @@
 """synth's recipe: one section per stage (seeds, profiles, split, ...), loaded by the one config mechanism
 (synth/config.py: YAML, then `key=value` overrides, every knob checked)."""
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from personas.errors import DramatisError
+from personas.language import SUPPORTED
 from synth.config import knob, load_config
 
 # Seen here: vLLM on CPU sorts the whole vocabulary for top-p (262k entries for Gemma) at every step,
@@ -24,7 +26,12 @@ class SeedsConfig:
 
 @dataclass
 class ProfilesConfig:
-    language: str = knob("auto", "language of the profiles: an ISO code, or 'auto' = the seed's own language")
+    language: str = knob(
+        "auto",
+        "language of the profiles: 'auto' = the seed's own (a seed in another language is a reject), or one of "
+        + ", ".join(SUPPORTED),
+        choices=("auto", *SUPPORTED),
+    )
     max_tokens: int = knob(
         768, "output token budget per profile; a profile that hits it is retried, then rejected", min=1
     )
@@ -62,7 +69,7 @@ class InstructionsConfig:
 
 @dataclass
 class SplitConfig:
-    # Weights, not shares: they need not sum to 1 (assign_splits divides by their sum).
+    # Shares of the characters: check() requires that they sum to 1.
     train: float = knob(0.8, "share of characters in the training split", min=0)
     validation: float = knob(
         0.1, "share of characters in the validation split (unseen characters, for validation loss)", min=0
@@ -74,17 +81,24 @@ class SplitConfig:
     eval_sets: list = knob(
         [], "persona files (jsonl with 'persona') used for evaluation: no training character may be near them"
     )
-    similarity: float = knob(0.9, "MiniLM cosine similarity at or above which two characters count as the same")
+    similarity: float = knob(
+        0.9, "MiniLM cosine similarity at or above which two characters count as the same", min=0, max=1
+    )
     same_name_similarity: float = knob(
-        0.5, "profile similarity at or above which two characters with one name count as the same"
+        0.5, "profile similarity at or above which two characters with one name count as the same", min=0, max=1
     )
 
     def check(self) -> None:
-        if self.train + self.validation + self.heldout <= 0:
-            raise DramatisError(
-                f"split.train={self.train}, split.validation={self.validation}, split.heldout={self.heldout}: "
-                "give at least one a share above 0, e.g. split.train=0.8"
-            )
+        shares = f"split.train={self.train}, split.validation={self.validation}, split.heldout={self.heldout}"
+        total = self.train + self.validation + self.heldout
+        if total <= 0:
+            raise DramatisError(f"{shares}: give at least one a share above 0, e.g. split.train=0.8")
+        # Shares of the characters: a sum other than 1 is a typo (train=0.9 validation=0.5), and dividing by the
+        # sum would hide it in a different split than the one the user wrote.
+        if abs(total - 1) > 1e-6:
+            rest = 1 - self.train - self.validation
+            hint = f"split.heldout={round(rest, 6)}" if 0 <= rest <= 1 else "e.g. split.train=0.8 split.validation=0.1"
+            raise DramatisError(f"{shares}: the shares sum to {round(total, 6)}, not 1; {hint}")
 
 
 def parse_turns(spec: str) -> list[tuple[int, int, float]]:
@@ -93,8 +107,12 @@ def parse_turns(spec: str) -> list[tuple[int, int, float]]:
     for part in spec.split(","):
         try:
             span, _, weight = part.strip().partition(":")
-            lo, _, hi = span.partition("-")
+            lo, dash, hi = span.partition("-")
+            if dash and not hi.strip():  # '2-' is a range with its end left out, not the single value 2
+                raise ValueError(span)
             lo, hi, w = int(lo), int(hi or lo), float(weight or 1)
+            if not math.isfinite(w):
+                raise ValueError(weight)
         except ValueError:
             raise DramatisError(
                 f"dialogues.user_turns='{spec}': write 'lo-hi:weight,...', e.g. 2-10:0.9,11-24:0.1"
@@ -153,7 +171,7 @@ class DedupConfig:
     semantic: bool = knob(
         False, "also drop English texts whose MiniLM cosine to a kept one reaches semantic_threshold"
     )
-    semantic_threshold: float = knob(0.9, "MiniLM cosine for semantic dedup")
+    semantic_threshold: float = knob(0.9, "MiniLM cosine for semantic dedup", min=0, max=1)
     seeds: bool = knob(True, "near-duplicate dedup of the seed personas (exact dedup always runs)")
     profiles: bool = knob(True, "near-duplicate dedup of profiles (name left out), before the split")
     names: bool = knob(True, "drop a character whose name an earlier character already has")

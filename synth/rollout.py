@@ -47,6 +47,7 @@ class Conversation:
     translated: set[int] = field(default_factory=set)
     attempt: int = 0
     reject: Reject | None = None
+    ended: bool = False  # ended before its planned turns: the next turn would not fit the context
     counts: dict = field(
         default_factory=lambda: {
             "requests": 0,
@@ -65,7 +66,17 @@ class Conversation:
         return self.character.language
 
     def done(self) -> bool:
-        return self.reject is not None or len(self.turns) == 2 * self.task.user_turns
+        return self.reject is not None or self.ended or len(self.turns) == 2 * self.task.user_turns
+
+    def end_early(self) -> bool:
+        """The conversation outgrew the context: it ends at its last full exchange (a shorter dialogue, not a
+        lost one), or, with none yet, is rejected as `too_long`. True when it ended."""
+        exchanges = len(self.turns) // 2
+        if not exchanges:
+            return False
+        del self.turns[2 * exchanges :]  # a user turn the character can no longer answer
+        self.ended = True
+        return True
 
     def _scripted(self) -> int | None:
         """Index of the fixed user turn due now, if the prompt has one for this point."""
@@ -124,6 +135,11 @@ class Conversation:
         try:
             if result.finish_reason == "error":
                 raise Rejected("backend_error", result.error)
+            if result.finish_reason == "too_long":
+                if self.end_early():
+                    counters["ended_at_context"] += 1
+                    return
+                raise Rejected("too_long", result.error)  # no retry: another seed cannot shorten the prompt
             text = _parse(result)
             if speaker == "assistant":
                 names = self.other_names
@@ -146,7 +162,7 @@ class Conversation:
         except Rejected as e:
             counters[f"attempt_failed_{e.reason}"] += 1
             self.attempt += 1
-            if self.attempt >= self.sampling.max_attempts:
+            if self.attempt >= self.sampling.max_attempts or e.reason == "too_long":
                 self.reject = Reject(
                     id=self.task.id,
                     stage="dialogues",
@@ -188,7 +204,7 @@ class Conversation:
             prompt_id=p.id,
             prompt_source=p.source,
             prompt_source_id=p.source_id,
-            turns=t.user_turns,
+            turns=len(self.turns) // 2,  # the planned user turns, or fewer when it ended at the context
             language=self.language,
             system_template=template,
             model=self.model,

@@ -7,6 +7,7 @@ import json
 import os
 import time
 
+from personas.errors import BackendStopped
 from synth.backend import ChatRequest, ChatResult
 
 
@@ -40,7 +41,7 @@ class VLLMBackend:
 
         on_cpu = current_platform.is_cpu()
         self.model = name or model
-        self.batch_size = batch_size
+        self.batch_size, self.max_model_len = batch_size, max_model_len
         self._grammars = {}
         # Compact JSON: with whitespace allowed a weak model pads the object until max_tokens. vLLM only
         # honours this engine-wide; the per-request flag of the same name is ignored in 0.32. guidance,
@@ -104,25 +105,57 @@ class VLLMBackend:
         )
 
     def generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
-        results = []
-        for start in range(0, len(requests), self.batch_size):
-            batch = requests[start : start + self.batch_size]
+        from vllm.v1.engine.exceptions import EngineDeadError  # here: vLLM loads only with an engine
+
+        results: list[ChatResult | None] = [self._too_long(r) for r in requests]
+        fits = [i for i, r in enumerate(results) if r is None]
+        for start in range(0, len(fits), self.batch_size):
+            where = fits[start : start + self.batch_size]
+            batch = [requests[i] for i in where]
             began = time.perf_counter()
-            outputs = self.llm.chat([r.messages for r in batch], [self._params(r) for r in batch], use_tqdm=True)
+            try:
+                outputs = self.llm.chat([r.messages for r in batch], [self._params(r) for r in batch], use_tqdm=True)
+            except EngineDeadError as e:
+                raise BackendStopped(f"the vLLM engine died during a batch ({e}); relaunch to resume") from None
             elapsed = time.perf_counter() - began
-            for out in outputs:
+            # The offline engine aborts a request, or fails it with 'error', only when the engine itself is going
+            # (a shutdown, a signal to its process, a failed KV transfer): every request of the batch is then
+            # lost to the same cause, and a reject per row would lose rows a relaunch makes fine.
+            stopped = [o for o in outputs if str(o.outputs[0].finish_reason) in ("abort", "error")]
+            if stopped:
+                raise BackendStopped(
+                    f"the vLLM engine stopped during a batch: {len(stopped)} of {len(batch)} requests came back "
+                    f"'{stopped[0].outputs[0].finish_reason}'; relaunch to resume"
+                )
+            for i, out in zip(where, outputs, strict=True):
                 completion = out.outputs[0]
-                results.append(
-                    ChatResult(
-                        text=completion.text,
-                        finish_reason=completion.finish_reason or "stop",
-                        prompt_tokens=len(out.prompt_token_ids or []),
-                        output_tokens=len(completion.token_ids),
-                        cached_tokens=out.num_cached_tokens or 0,
-                        extra={"batch_seconds": round(elapsed, 3)},
-                    )
+                results[i] = ChatResult(
+                    text=completion.text,
+                    finish_reason=completion.finish_reason or "stop",
+                    prompt_tokens=len(out.prompt_token_ids or []),
+                    output_tokens=len(completion.token_ids),
+                    cached_tokens=out.num_cached_tokens or 0,
+                    extra={"batch_seconds": round(elapsed, 3)},
                 )
         return results
+
+    def _too_long(self, request: ChatRequest) -> ChatResult | None:
+        """A `too_long` result for a request whose prompt and token budget do not fit the context, else None.
+        Measured here, with the chat template vLLM applies: vLLM itself raises for such a prompt, and one raise
+        fails the whole batch, so one over-long instruction would crash every run that reads it."""
+        tokens = len(
+            self.llm.get_tokenizer().apply_chat_template(
+                request.messages, add_generation_prompt=True, return_dict=False
+            )
+        )
+        if tokens + request.max_tokens <= self.max_model_len:
+            return None
+        return ChatResult(
+            text="",
+            finish_reason="too_long",
+            prompt_tokens=tokens,
+            error=f"prompt {tokens} tokens + max_tokens {request.max_tokens} > max_model_len {self.max_model_len}",
+        )
 
     def close(self) -> None:
         engine = getattr(self, "llm", None)

@@ -104,6 +104,17 @@ def test_a_failed_output_is_retried_with_a_new_seed_and_the_output_keeps_its_inp
     assert counters["requests_generated"] == 4
 
 
+def test_a_prompt_over_the_context_is_rejected_as_too_long_at_once_and_not_cached(cache):
+    first, why = PERSONAS[0], "prompt 52113 tokens + max_tokens 64 > max_model_len 4096"
+    backend = ScriptedBackend([Rule(seed_in(seed(first, 0)), finish_reason="too_long", error=why), *good_rules()])
+    counters = Counter()
+    reject, *kept = run(backend, cache, counters)
+    assert (reject.id, reject.reason, reject.detail, reject.attempts) == (first.id, "too_long", why, 1)
+    assert backend.batch_sizes == [3] and [c.name for c in kept] == NAMES[1:]  # no retry: a seed cannot shorten it
+    assert counters["attempt_failed_too_long"] == 1
+    assert cache.get_many([request(first, 0).key(backend.model)]) == {}  # a rerun with a longer context tries again
+
+
 def test_an_item_that_fails_every_attempt_is_rejected_with_the_last_output_reason_and_attempts(cache):
     first, too_old = PERSONAS[0], profile("Marisol Reyes", age=400)
     backend = ScriptedBackend(

@@ -234,10 +234,12 @@ def test_cli_output_under_a_regular_file_exits_2_naming_out(tmp_path):
     # chmod does not stop root, but no one can make a folder under a regular file.
     blocker = write(tmp_path / "afile", "not a folder\n")
     out = blocker / "run"
-    # resolve_model only checks that config.json exists, and out= fails before any engine would start.
+    # resolve_model only checks that config.json and a tokenizer file exist, and out= fails before any engine would
+    # start.
     model = tmp_path / "model"
     model.mkdir()
     write(model / "config.json", "{}")
+    write(model / "tokenizer.json", "{}")
     result = run_cli("synth", "synth/recipes/demo.yaml", f"backend.model={model}", "seeds.sample=2", f"out={out}")
     assert_cli_error(result, f"out={out}", "cannot write")
     assert blocker.read_text() == "not a folder\n"

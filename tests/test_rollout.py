@@ -180,6 +180,27 @@ def test_a_translation_in_the_wrong_language_is_asked_again_and_the_attempts_sta
 
 # ------------------------------------------------------------------------------------ failures and retries
 
+TOO_LONG = "prompt 3700 tokens + max_tokens 512 > max_model_len 4096"
+
+
+def test_a_conversation_that_outgrows_the_context_ends_at_its_last_full_exchange():
+    c = conversation(BREAKFAST, user_turns=3)
+    too_long = Rule(seed_in(seed(c, 3, "reply")), finish_reason="too_long", error=TOO_LONG)
+    backend, counters = roll([c], [answer(c, 1, "reply", REPLY), answer(c, 2, "user", ASKED), too_long])
+    assert backend.seeds == [seed(c, 1, "reply"), seed(c, 2, "user"), seed(c, 3, "reply")]  # not asked again
+    assert contents(c) == [("user", BREAKFAST.turns[0]), ("assistant", REPLY)]  # the unanswerable turn dropped
+    assert c.reject is None and c.done() and c.dialogue().turns == 1
+    assert counters == Counter(ended_at_context=1)
+
+
+def test_a_first_turn_over_the_context_is_rejected_as_too_long_without_a_retry():
+    c = conversation(BREAKFAST)  # max_attempts=3
+    backend, counters = roll([c], [Rule(seed_in(seed(c, 1, "reply")), finish_reason="too_long", error=TOO_LONG)])
+    assert backend.seeds == [seed(c, 1, "reply")]
+    r = c.reject
+    assert (r.reason, r.attempts, r.detail) == ("too_long", 1, "turn 2: " + TOO_LONG)
+    assert counters == Counter(attempt_failed_too_long=1)
+
 
 def test_a_failed_turn_is_retried_with_a_new_seed_then_the_dialogue_rejected():
     c = conversation(BREAKFAST)  # max_attempts=3

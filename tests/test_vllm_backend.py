@@ -70,3 +70,15 @@ def test_prefix_cache_serves_a_repeated_prompt(tiny_engine):
     tiny_engine.generate(requests[:1])
     results = tiny_engine.generate(requests[1:])
     assert all(r.cached_tokens > 0 for r in results)
+
+
+def test_a_prompt_over_the_context_comes_back_too_long_and_the_rest_of_its_batch_is_generated(tiny_engine):
+    # 200,000 characters: vLLM itself would raise for the whole batch (seen: every rerun of the run crashed).
+    requests = [_chat("Hello", seed=1, max_tokens=8), _chat("word " * 40_000, seed=2, max_tokens=8)]
+    fine, too_long = tiny_engine.generate(requests)
+    assert fine.finish_reason in ("stop", "length") and fine.output_tokens > 0
+    assert too_long.finish_reason == "too_long" and too_long.prompt_tokens > 4096 and too_long.output_tokens == 0
+    assert too_long.error == f"prompt {too_long.prompt_tokens} tokens + max_tokens 8 > max_model_len 4096"
+    # A prompt that fits alone but not with its token budget is refused as well: it could only be cut short.
+    budget = 4096 - fine.prompt_tokens + 1
+    assert tiny_engine.generate([_chat("Hello", seed=1, max_tokens=budget)])[0].finish_reason == "too_long"

@@ -28,7 +28,15 @@ def load_splits(folder: Path) -> dict:
         raise DramatisError(
             f"data={folder}: not a Dramatis dataset folder (no dataset_info.json); run `make synth` first"
         )
-    loaded = datasets.load_dataset(str(folder))
+    from datasets.data_files import EmptyDatasetError
+
+    try:
+        loaded = datasets.load_dataset(str(folder))
+    except EmptyDatasetError:  # a run whose curation kept nothing writes a dataset folder without data files
+        raise DramatisError(
+            f"data={folder}: no training rows (the dataset holds no data files); see the run's report for what "
+            "curation dropped"
+        ) from None
     if "train" not in loaded or not len(loaded["train"]):
         raise DramatisError(f"data={folder}: no training rows")
     if "messages" not in loaded["train"].column_names:
