@@ -6,7 +6,7 @@ the real CLI as a user would.
 A refused input must give a non-zero exit (2), one line naming the thing to change (file:line, recipe
 key, folder), no traceback, and nothing half-written: no shard, temporary file or manifest in a fresh out
 folder, and a resumed run byte-for-byte as it was. An acceptable input (a BOM, CRLF, blank lines, a
-repeated persona) must give the clean file's rows. All 55 cases take ~4 min on two busy cores (~2 s of
+repeated persona) must give the clean file's rows. All 60 cases take ~4 min on two busy cores (~2 s of
 CLI start-up each, 24 s for `dramatis train`), so `reduced` (CI) runs the 30 marked representative: every
 kind of input and every fix at least once, in ~2 min.
 """
@@ -85,6 +85,33 @@ TRIES = FILE_TRIES + [
         "override: no key (=5)",
         E2 + "the override",
         overrides_refused("=5", pattern=r"override '=5': write it as key=value"),
+    ),
+    Try(
+        "override: a language without prompts (profiles.language=ja)",
+        E2 + "the key and the supported set",
+        overrides_refused(
+            "profiles.language=ja", pattern=r"profiles\.language=ja: use 'auto', 'en', 'zh', 'de' or 'ru'"
+        ),
+    ),
+    Try(
+        "override: split shares summing to 1.5 (split.train=0.9 split.validation=0.5)",
+        E2 + "the shares and their sum",
+        overrides_refused("split.train=0.9", "split.validation=0.5", pattern=r"the shares sum to 1\.5, not 1"),
+    ),
+    Try(
+        "override: not a finite number (profiles.temperature=nan)",
+        E2 + "the key",
+        overrides_refused("profiles.temperature=nan", pattern=r"profiles\.temperature=nan: give a finite number"),
+    ),
+    Try(
+        "override: a turn range without its end (dialogues.user_turns=2-:0.5)",
+        E2 + "the key and the format",
+        overrides_refused("dialogues.user_turns=2-:0.5", pattern=r"dialogues\.user_turns='2-:0\.5': write 'lo-hi"),
+    ),
+    Try(
+        "override: a negative sample (seeds.sample=-1)",
+        E2 + "the key and the bound",
+        overrides_refused("seeds.sample=-1", pattern=r"seeds\.sample=-1: at least 0"),
     ),
     Try(
         "model: missing folder (/nonexistent)",

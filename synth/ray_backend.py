@@ -87,6 +87,7 @@ class RayBackend:
 
         self.model = name
         self.terminated = 0  # the signal that stopped the run, once one has
+        self._in_ray = False  # inside a Ray wait: a signal is only recorded there (see _on_signal)
         self._started_ray = not ray.is_initialized()
         if self._started_ray:
             init = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -153,7 +154,7 @@ class RayBackend:
         waiting = {a.ready.remote(): i for i, a in enumerate(self.actors)}
         deadline = time.monotonic() + start_timeout_s
         while waiting:
-            ready, _ = ray.wait(list(waiting), num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+            ready = self._wait(ray, list(waiting), 1, deadline)
             if not ready:
                 raise DramatisError(
                     f"ray: {len(waiting)} of {replicas} replicas not up after {start_timeout_s:g} s "
@@ -168,11 +169,30 @@ class RayBackend:
     def _on_signal(self, handler):
         def on_signal(signum, frame):
             self.terminated = signum
+            # Raised inside Ray's C code, an exception comes out as SystemError ("returned a result with an
+            # exception set", seen on SIGTERM mid-batch): inside a wait, `_wait` raises it in Python instead.
+            if self._in_ray:
+                return
             if callable(handler):
                 handler(signum, frame)
             raise Interrupted(signum)
 
         return on_signal
+
+    def _wait(self, ray, refs: list, num_returns: int, deadline: float | None = None) -> list:
+        """`ray.wait` in half-second steps until `num_returns` of `refs` are ready or `deadline` passes; a signal
+        recorded meanwhile is raised as Interrupted within half a second."""
+        self._in_ray = True
+        try:
+            while True:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                ready, _ = ray.wait(refs, num_returns=num_returns, timeout=0.5 if left is None else min(0.5, left))
+                if self.terminated:
+                    raise Interrupted(self.terminated)
+                if len(ready) >= num_returns or left == 0.0:
+                    return ready
+        finally:
+            self._in_ray = False
 
     def generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
         import ray
@@ -183,6 +203,7 @@ class RayBackend:
         slices = [requests[i : i + size] for i in range(0, len(requests), size)]
         futures = [self.actors[i % len(self.actors)].generate.remote(s) for i, s in enumerate(slices)]
         try:
+            self._wait(ray, futures, len(futures))
             return [r for part in ray.get(futures) for r in part]
         except (SystemExit, Interrupted):
             # A handler that raises inside ray.get comes out as SystemExit(1); the signal keeps its own status.

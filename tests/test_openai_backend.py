@@ -283,7 +283,8 @@ def test_cli_end_to_end_through_server_accounts_for_every_seed_and_relaunch_uses
     assert Counter(f"dropped_{r['reason']}" for r in rejects) == Counter(dropped)
     for reject in rejects:
         assert reject["reason"] and reject["stage"] == "profiles"
-        assert 1 <= reject["attempts"] <= 2
+        # A seed in a language without prompts (the built-in Spanish and French ones) is refused unasked.
+        assert 1 <= reject["attempts"] <= 2 or (reject["reason"], reject["attempts"]) == ("unsupported_language", 0)
     seed_ids = {json.loads(r["record"])["id"] for r in rejects} | {r["persona_id"] for r in kept_rows}
     assert len(seed_ids) == 4  # every sampled persona is kept or rejected, none twice, none lost
 
