@@ -14,6 +14,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from personas.errors import DramatisError
 from synth.backend import ChatRequest, ChatResult
 
+CONTEXT = "context_length_exceeded"  # the error code OpenAI gives an over-long prompt
+
 
 class Transient(Exception):
     """A response worth retrying (429 or 5xx, or a 200 whose body is not a completion)."""
@@ -84,7 +86,11 @@ class OpenAIBackend:
         if response.status_code == 429 or response.status_code >= 500:
             raise Transient(f"HTTP {response.status_code}")
         if response.status_code >= 400:
-            return ChatResult("", "error", error=f"HTTP {response.status_code}: {response.text[:300]}")
+            error = f"HTTP {response.status_code}: {response.text[:300]}"
+            # OpenAI's wording, which vLLM's server and most compatible ones copy: that row's prompt, not a fault.
+            if response.status_code == 400 and ("maximum context length" in response.text or CONTEXT in response.text):
+                return ChatResult("", "too_long", error=error)
+            return ChatResult("", "error", error=error)
         try:
             data = response.json()
             choice = data["choices"][0]

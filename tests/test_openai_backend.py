@@ -73,6 +73,19 @@ SMALL_SCHEMA = {
 }
 
 
+def test_a_prompt_over_the_servers_context_is_too_long_and_the_rest_of_the_batch_is_served(openai_server):
+    backend = OpenAIBackend("tiny", openai_server, timeout_s=120, max_retries=1, backoff_s=0.1)
+    fine, too_long = backend.generate(
+        [
+            ChatRequest(messages=[{"role": "user", "content": "Hello"}], seed=1, max_tokens=8),
+            ChatRequest(messages=[{"role": "user", "content": "word " * 40_000}], seed=2, max_tokens=8),
+        ]
+    )
+    assert fine.finish_reason in ("stop", "length") and fine.text
+    assert too_long.finish_reason == "too_long" and too_long.retries == 0
+    assert too_long.error.startswith("HTTP 400: ") and "maximum context length is 2048" in too_long.error
+
+
 def test_real_server_batch_returns_text_finish_reason_and_token_counts(openai_server):
     backend = OpenAIBackend("tiny", openai_server, timeout_s=120, max_retries=1, backoff_s=0.1)
     requests = [
