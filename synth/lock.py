@@ -19,7 +19,7 @@ from pathlib import Path
 
 from personas.errors import DramatisError
 
-_held: dict[Path, list] = {}  # resolved folder -> [open lock file, depth]
+_held: set[Path] = set()  # resolved folders whose lock this process holds
 
 
 def _holder(text: str) -> dict:
@@ -43,12 +43,8 @@ def _alive(pid: int) -> bool:
 def run_lock(out: Path):
     """Hold `out`'s lock for the block (`out` must exist); DramatisError naming the holder if another has it."""
     key = Path(out).resolve()
-    if key in _held:
-        _held[key][1] += 1
-        try:
-            yield
-        finally:
-            _held[key][1] -= 1
+    if key in _held:  # re-entered: the outer block releases it
+        yield
         return
     path = key / ".lock"
     handle = open(path, "a+", encoding="utf-8")  # not truncated: a refused process must still read the holder
@@ -71,11 +67,11 @@ def run_lock(out: Path):
     handle.truncate()
     handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}))
     handle.flush()
-    _held[key] = [handle, 1]
+    _held.add(key)
     try:
         yield
     finally:
-        del _held[key]
+        _held.discard(key)
         # Emptied before the unlock: a file that names a holder is then only ever a live or a killed one.
         handle.seek(0)
         handle.truncate()
